@@ -1,0 +1,1 @@
+"""pathloop.client — the site node that runs beside a hospital's slides."""

@@ -1,0 +1,134 @@
+"""The one exception tree of the site node.
+
+Every error a user, a file or another site can cause is a :class:`PathloopError`. Each carries
+the data a user needs to act (the file, what was expected, what was found) and an
+``http_status`` the site API maps it to. The CLI prints ``str(error)`` on one line and exits
+non-zero; anything outside this tree is a bug and keeps its traceback.
+
+::
+
+    PathloopError (500)
+    ├── ConfigError (500)                 bad or missing settings
+    ├── InputError (422)                  something a user or a file sent is wrong
+    │   ├── PathOutsideRootsError (403)   a path outside the configured data roots
+    │   ├── SlideError (422)              a slide cannot be used
+    │   │   ├── SlideNotFoundError (404)
+    │   │   ├── UnsupportedSlideError (415)
+    │   │   ├── CorruptSlideError (422)
+    │   │   └── MissingResolutionError (422)
+    │   └── RegionError (422)             a requested region or resolution is impossible
+    └── StoreError (500)                  the local store
+        ├── RecordNotFoundError (404)
+        ├── ConflictError (409)           a save based on a stale version
+        └── SchemaError (500)             the database is not at the expected migration
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PathloopError(Exception):
+    """Root of every error pathloop raises on purpose."""
+
+    http_status: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(PathloopError):
+    """The site settings are missing, malformed or unsafe."""
+
+
+class InputError(PathloopError):
+    """Something a user, a file or another site sent is wrong."""
+
+    http_status = 422
+
+
+class PathOutsideRootsError(InputError):
+    """A path resolves outside every configured data root."""
+
+    http_status = 403
+
+    def __init__(self, path: Path | str, roots: list[Path]) -> None:
+        self.path = Path(path)
+        self.roots = list(roots)
+        shown = ", ".join(str(r) for r in roots) or "(none configured)"
+        super().__init__(f"{path}: outside the configured slide roots ({shown})")
+
+
+class SlideError(InputError):
+    """A slide file cannot be used; ``path`` names it and ``reason`` says why."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class SlideNotFoundError(SlideError):
+    """The slide file does not exist (or is not a regular file)."""
+
+    http_status = 404
+
+
+class UnsupportedSlideError(SlideError):
+    """No slide backend can read this file's format."""
+
+    http_status = 415
+
+
+class CorruptSlideError(SlideError):
+    """The file claims a known format but its content is damaged (empty, truncated, …)."""
+
+
+class MissingResolutionError(SlideError):
+    """The slide records no µm/px and the user gave none."""
+
+
+class RegionError(InputError):
+    """A requested region, size or resolution cannot be read from this slide."""
+
+
+class StoreError(PathloopError):
+    """The local store failed or refused an operation."""
+
+
+class RecordNotFoundError(StoreError):
+    """A record asked for by id or hash does not exist."""
+
+    http_status = 404
+
+
+class ConflictError(StoreError):
+    """A save was based on a version that is no longer the latest."""
+
+    http_status = 409
+
+
+class SchemaError(StoreError):
+    """The database is not at the migration this code expects."""
+
+
+__all__ = [
+    "ConfigError",
+    "ConflictError",
+    "CorruptSlideError",
+    "InputError",
+    "MissingResolutionError",
+    "PathOutsideRootsError",
+    "PathloopError",
+    "RecordNotFoundError",
+    "RegionError",
+    "SchemaError",
+    "SlideError",
+    "SlideNotFoundError",
+    "StoreError",
+    "UnsupportedSlideError",
+]

@@ -1,0 +1,141 @@
+"""Site settings: built once at the edge (CLI, API, ClientApp) and passed down.
+
+A site is configured by one TOML file (see ``deploy/pathloop.example.toml``)::
+
+    site-id = "hospital-a"
+    data-dir = "/var/lib/pathloop"
+    slide-roots = ["/mnt/slides"]
+
+    [tiling]
+    mpp = 1.0
+    tile-size = 256
+
+Keys are kebab-case in the file and snake_case in Python. Nothing below the edge reads
+environment variables or files on its own: it receives a :class:`SiteSettings`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pathloop.client.errors import ConfigError
+
+_SITE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True,
+                              alias_generator=lambda name: name.replace("_", "-"))
+
+
+class TilingSettings(_Section):
+    """How slides are cut into tiles.
+
+    Attributes
+    ----------
+    mpp:
+        Resolution of the tiles in µm/px.
+    tile_size:
+        Tile edge in pixels at ``mpp``.
+    stride:
+        Step between tile origins in pixels at ``mpp`` (``tile_size`` means no overlap).
+    thumbnail_mpp:
+        Resolution in µm/px of the thumbnail the tissue mask is computed on.
+    min_tissue_fraction:
+        A tile is kept when at least this fraction of it lies on the tissue mask.
+    max_background_fraction:
+        A tile is dropped when more than this fraction of its pixels are black or white
+        (the UGA rule: 0.7).
+    """
+
+    mpp: float = Field(1.0, gt=0)
+    tile_size: int = Field(256, ge=16, le=8192)
+    stride: int | None = Field(None, ge=1)
+    thumbnail_mpp: float = Field(8.0, gt=0)
+    min_tissue_fraction: float = Field(0.25, ge=0, le=1)
+    max_background_fraction: float = Field(0.7, ge=0, le=1)
+
+    @property
+    def step(self) -> int:
+        """Stride in pixels at ``mpp`` (defaults to the tile size)."""
+        return self.stride or self.tile_size
+
+
+class SiteSettings(_Section):
+    """Everything a site node needs to know, validated on load.
+
+    Attributes
+    ----------
+    site_id:
+        Short name of this site (letters, digits, ``._-``); never a patient identifier.
+    data_dir:
+        Where the node keeps its database and rasters.
+    database_url:
+        SQLAlchemy URL; default a SQLite file ``pathloop.db`` inside ``data_dir``.
+    slide_roots:
+        Folders slides may be read from; any other path is refused.
+    """
+
+    site_id: str = "site"
+    data_dir: Path = Path("pathloop-data")
+    database_url: str | None = None
+    slide_roots: tuple[Path, ...] = ()
+    tiling: TilingSettings = TilingSettings()
+
+    @field_validator("site_id")
+    @classmethod
+    def _check_site_id(cls, value: str) -> str:
+        if not _SITE_ID.match(value):
+            raise ValueError("must be 1-64 letters, digits, '.', '_' or '-'")
+        return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("slide_roots")
+    @classmethod
+    def _absolute_roots(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        return tuple(Path(root).expanduser().resolve() for root in value)
+
+    @property
+    def db_url(self) -> str:
+        """The database URL actually used."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'pathloop.db'}"
+
+    @property
+    def raster_dir(self) -> Path:
+        """Folder of the zarr rasters."""
+        return self.data_dir / "rasters"
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any], *, source: str = "settings") -> SiteSettings:
+        """Validate a mapping (kebab-case keys) into settings, or raise :class:`ConfigError`."""
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "(root)"
+            raise ConfigError(f"{source}: {where}: {first['msg']}") from None
+
+    @classmethod
+    def from_file(cls, path: Path) -> SiteSettings:
+        """Load settings from a TOML file; relative paths are taken from the file's folder."""
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{path}: not valid TOML ({error})") from None
+        base = path.resolve().parent
+        if "data-dir" in values:
+            values["data-dir"] = str(base / Path(values["data-dir"]).expanduser())
+        if "slide-roots" in values and isinstance(values["slide-roots"], list):
+            values["slide-roots"] = [str(base / Path(r).expanduser()) for r in values["slide-roots"]]
+        return cls.from_mapping(values, source=str(path))

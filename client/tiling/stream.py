@@ -1,0 +1,72 @@
+"""Streaming tissue tiles out of a slide, one tile in memory at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from pathloop.client.tiling.grid import TileGrid, TileSpec
+from pathloop.client.tiling.tissue import TissueMask
+from pathloop.client.wsi import RGBImage, Slide
+
+# The UGA rule: a pixel is white when all channels are at least WHITE, black when none
+# exceeds BLACK; a tile with more than 70% such pixels is background.
+WHITE = 220
+BLACK = 30
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A tile read from a slide.
+
+    Attributes
+    ----------
+    spec:
+        Where it lies (level-0 box, grid position).
+    pixels:
+        ``(tile_size, tile_size, 3)`` uint8 RGB at the grid's µm/px.
+    tissue_fraction:
+        Fraction of the tile on the tissue mask.
+    background_fraction:
+        Fraction of its pixels that are black or white.
+    """
+
+    spec: TileSpec
+    pixels: RGBImage
+    tissue_fraction: float
+    background_fraction: float
+
+
+def background_fraction(pixels: RGBImage) -> float:
+    """Fraction of pixels of a ``(h, w, 3)`` uint8 RGB image that are black or white."""
+    low = pixels.min(axis=2)
+    high = pixels.max(axis=2)
+    background = (low >= WHITE) | (high <= BLACK)
+    return float(np.count_nonzero(background)) / background.size
+
+
+def candidate_tiles(grid: TileGrid, tissue: TissueMask,
+                    min_tissue_fraction: float) -> Iterator[tuple[TileSpec, float]]:
+    """Tiles whose tissue fraction reaches ``min_tissue_fraction``, row by row."""
+    fractions = grid.tissue_fractions(tissue)
+    rows, cols = np.nonzero(fractions >= min_tissue_fraction)
+    for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+        yield grid.tile(col, row), float(fractions[row, col])
+
+
+def iter_tissue_tiles(slide: Slide, grid: TileGrid, tissue: TissueMask, *,
+                      min_tissue_fraction: float = 0.25,
+                      max_background_fraction: float = 0.7) -> Iterator[Tile]:
+    """Read the tissue tiles of ``slide`` one at a time.
+
+    A tile is read when at least ``min_tissue_fraction`` of it lies on ``tissue``, and yielded
+    when no more than ``max_background_fraction`` of its pixels are black or white. Only one
+    tile's pixels are held at a time, so memory does not grow with the slide.
+    """
+    for spec, fraction in candidate_tiles(grid, tissue, min_tissue_fraction):
+        pixels = slide.read_region(spec.x, spec.y, grid.tile_size, grid.tile_size, grid.mpp)
+        background = background_fraction(pixels)
+        if background <= max_background_fraction:
+            yield Tile(spec, pixels, fraction, background)

@@ -1,0 +1,169 @@
+"""Reading slide regions at a resolution in µm/px.
+
+Callers never pick a pyramid level: they ask for a region at a resolution and
+:class:`Slide` picks the best level (the coarsest one at least as fine as asked), reads it
+and resamples. A backend only has to implement :class:`LevelSource`, which reads one level.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Protocol, Self
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from pathloop.client.errors import RegionError
+from pathloop.client.wsi.metadata import SlideMetadata
+
+RGBImage = NDArray[np.uint8]
+"""An ``(height, width, 3)`` uint8 RGB image."""
+
+# A level whose downsample is within this relative tolerance of the asked one is read
+# directly (vendors store e.g. 4.016 for a nominal 4× level).
+_LEVEL_TOLERANCE = 0.01
+# Outputs larger than this many pixels are read block by block to keep memory bounded.
+_BLOCK = 2048
+
+
+class LevelSource(Protocol):
+    """One backend's access to the pyramid levels of an open slide."""
+
+    def read_level(self, level: int, x: int, y: int, width: int, height: int) -> RGBImage:
+        """Read ``(height, width, 3)`` uint8 RGB from ``level``; ``(x, y)`` in level-0 px.
+
+        Areas outside the slide are white.
+        """
+        ...
+
+    def associated_image(self, name: str) -> RGBImage:
+        """An associated image (label, macro, …) as RGB."""
+        ...
+
+    def close(self) -> None:
+        """Release the file."""
+        ...
+
+
+class Slide:
+    """An open slide: metadata plus region reads at a resolution in µm/px.
+
+    Use :func:`pathloop.client.wsi.open_slide` to get one; close it (or use ``with``).
+    """
+
+    def __init__(self, metadata: SlideMetadata, source: LevelSource) -> None:
+        self.metadata = metadata
+        self._source = source
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the slide file."""
+        self._source.close()
+
+    def best_level(self, downsample: float) -> int:
+        """The coarsest level whose downsample does not exceed ``downsample`` (1% slack)."""
+        best = 0
+        for level, level_ds in enumerate(self.metadata.level_downsamples):
+            if level_ds <= downsample * (1 + _LEVEL_TOLERANCE):
+                best = level
+        return best
+
+    def size_at(self, mpp: float) -> tuple[int, int]:
+        """``(width, height)`` in pixels of the whole slide at ``mpp`` µm/px."""
+        factor = self._downsample_for(mpp)
+        return (
+            max(1, round(self.metadata.width / factor)),
+            max(1, round(self.metadata.height / factor)),
+        )
+
+    def read_region(self, x: int, y: int, width: int, height: int, mpp: float) -> RGBImage:
+        """Read a region at a resolution.
+
+        Parameters
+        ----------
+        x, y:
+            Top-left corner in level-0 pixels.
+        width, height:
+            Output size in pixels at ``mpp``.
+        mpp:
+            Output resolution in µm/px.
+
+        Returns
+        -------
+        ndarray
+            ``(height, width, 3)`` uint8 RGB; areas outside the slide are white.
+        """
+        if width <= 0 or height <= 0:
+            raise RegionError(f"{self.metadata.path}: region size must be positive, "
+                              f"got {width}×{height}")
+        factor = self._downsample_for(mpp)
+        if width * height <= _BLOCK * _BLOCK:
+            return self._read_block(x, y, width, height, factor)
+        out = np.empty((height, width, 3), dtype=np.uint8)
+        for by, bx, bh, bw in _blocks(height, width, _BLOCK):
+            out[by:by + bh, bx:bx + bw] = self._read_block(
+                x + round(bx * factor), y + round(by * factor), bw, bh, factor
+            )
+        return out
+
+    def thumbnail(self, mpp: float) -> RGBImage:
+        """The whole slide at ``mpp`` µm/px, ``(height, width, 3)`` uint8, read block by block."""
+        width, height = self.size_at(mpp)
+        return self.read_region(0, 0, width, height, mpp)
+
+    def associated_image(self, name: str) -> RGBImage:
+        """A label/macro/thumbnail image stored in the file, ``(h, w, 3)`` uint8 RGB."""
+        if name not in self.metadata.associated_images:
+            raise RegionError(f"{self.metadata.path}: no associated image {name!r} "
+                              f"(has: {', '.join(self.metadata.associated_images) or 'none'})")
+        return self._source.associated_image(name)
+
+    def _downsample_for(self, mpp: float) -> float:
+        if not math.isfinite(mpp) or mpp <= 0:
+            raise RegionError(f"{self.metadata.path}: resolution must be a positive µm/px, "
+                              f"got {mpp}")
+        return mpp / self.metadata.mpp
+
+    def _read_block(self, x: int, y: int, width: int, height: int, factor: float) -> RGBImage:
+        level = self.best_level(factor)
+        level_ds = self.metadata.level_downsamples[level]
+        if abs(level_ds - factor) <= factor * _LEVEL_TOLERANCE:
+            return self._source.read_level(level, x, y, width, height)
+        scale = factor / level_ds  # > 1: the level is finer than asked
+        level_w = max(1, round(width * scale))
+        level_h = max(1, round(height * scale))
+        pixels = self._source.read_level(level, x, y, level_w, level_h)
+        return _resize(pixels, width, height)
+
+
+def _resize(pixels: RGBImage, width: int, height: int) -> RGBImage:
+    """Resample ``(h, w, 3)`` uint8 to ``(height, width, 3)``: box filter down, bilinear up."""
+    image = Image.fromarray(pixels)
+    shrinking = width < image.width or height < image.height
+    ratio_x, ratio_y = image.width / width, image.height / height
+    if shrinking and ratio_x.is_integer() and ratio_x == ratio_y:
+        resized = image.reduce(int(ratio_x))
+    else:
+        method = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
+        resized = image.resize((width, height), method)
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def _blocks(height: int, width: int, block: int) -> Iterator[tuple[int, int, int, int]]:
+    """``(y, x, h, w)`` of the blocks covering a ``height × width`` output."""
+    for by in range(0, height, block):
+        for bx in range(0, width, block):
+            yield by, bx, min(block, height - by), min(block, width - bx)

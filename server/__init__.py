@@ -1,0 +1,1 @@
+"""pathloop.server — the central aggregation side (flwr + numpy only)."""
