@@ -21,9 +21,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
 from pathloop.client.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 _SITE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -137,5 +136,6 @@ class SiteSettings(_Section):
         if "data-dir" in values:
             values["data-dir"] = str(base / Path(values["data-dir"]).expanduser())
         if "slide-roots" in values and isinstance(values["slide-roots"], list):
-            values["slide-roots"] = [str(base / Path(r).expanduser()) for r in values["slide-roots"]]
+            values["slide-roots"] = [str(base / Path(root).expanduser())
+                                     for root in values["slide-roots"]]
         return cls.from_mapping(values, source=str(path))

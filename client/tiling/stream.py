@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-
 from pathloop.client.tiling.grid import TileGrid, TileSpec
 from pathloop.client.tiling.tissue import TissueMask
 from pathloop.client.wsi import RGBImage, Slide
@@ -48,25 +47,30 @@ def background_fraction(pixels: RGBImage) -> float:
 
 
 def candidate_tiles(grid: TileGrid, tissue: TissueMask,
-                    min_tissue_fraction: float) -> Iterator[tuple[TileSpec, float]]:
-    """Tiles whose tissue fraction reaches ``min_tissue_fraction``, row by row."""
+                    min_tissue_fraction: float) -> list[tuple[TileSpec, float]]:
+    """Tiles whose tissue fraction reaches ``min_tissue_fraction`` with it, row by row."""
     fractions = grid.tissue_fractions(tissue)
     rows, cols = np.nonzero(fractions >= min_tissue_fraction)
-    for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
-        yield grid.tile(col, row), float(fractions[row, col])
+    return [(grid.tile(col, row), float(fractions[row, col]))
+            for row, col in zip(rows.tolist(), cols.tolist(), strict=True)]
 
 
 def iter_tissue_tiles(slide: Slide, grid: TileGrid, tissue: TissueMask, *,
                       min_tissue_fraction: float = 0.25,
-                      max_background_fraction: float = 0.7) -> Iterator[Tile]:
+                      max_background_fraction: float = 0.7,
+                      progress: Callable[[int, int], None] | None = None) -> Iterator[Tile]:
     """Read the tissue tiles of ``slide`` one at a time.
 
     A tile is read when at least ``min_tissue_fraction`` of it lies on ``tissue``, and yielded
     when no more than ``max_background_fraction`` of its pixels are black or white. Only one
-    tile's pixels are held at a time, so memory does not grow with the slide.
+    tile's pixels are held at a time, so memory does not grow with the slide. ``progress``
+    is called with ``(read, candidates)`` after every read.
     """
-    for spec, fraction in candidate_tiles(grid, tissue, min_tissue_fraction):
+    candidates = candidate_tiles(grid, tissue, min_tissue_fraction)
+    for done, (spec, fraction) in enumerate(candidates, start=1):
         pixels = slide.read_region(spec.x, spec.y, grid.tile_size, grid.tile_size, grid.mpp)
         background = background_fraction(pixels)
+        if progress is not None:
+            progress(done, len(candidates))
         if background <= max_background_fraction:
             yield Tile(spec, pixels, fraction, background)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import openslide
 import tifffile
-
 from pathloop.client.errors import (
     CorruptSlideError,
     PathOutsideRootsError,
