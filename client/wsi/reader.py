@@ -21,8 +21,8 @@ from PIL import Image
 RGBImage = NDArray[np.uint8]
 """An ``(height, width, 3)`` uint8 RGB image."""
 
-# A level whose downsample is within this relative tolerance of the asked one is read
-# directly (vendors store e.g. 4.016 for a nominal 4× level).
+# A level whose downsample exceeds the asked one by at most this much still counts as fine
+# enough (vendors store e.g. 4.016 for a nominal 4× level).
 _LEVEL_TOLERANCE = 0.01
 # Outputs larger than this many pixels are read block by block to keep memory bounded.
 _BLOCK = 2048
@@ -138,13 +138,13 @@ class Slide:
 
     def _read_block(self, x: int, y: int, width: int, height: int, factor: float) -> RGBImage:
         level = self.best_level(factor)
-        level_ds = self.metadata.level_downsamples[level]
-        if abs(level_ds - factor) <= factor * _LEVEL_TOLERANCE:
-            return self._source.read_level(level, x, y, width, height)
-        scale = factor / level_ds  # > 1: the level is finer than asked
+        scale = factor / self.metadata.level_downsamples[level]  # ≥ 1: the level is finer
         level_w = max(1, round(width * scale))
         level_h = max(1, round(height * scale))
         pixels = self._source.read_level(level, x, y, level_w, level_h)
+        if (level_w, level_h) == (width, height):
+            # Resampling would move no edge by half a pixel or more: the level is the answer.
+            return pixels
         return _resize(pixels, width, height)
 
 
