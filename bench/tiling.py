@@ -1,0 +1,170 @@
+"""Tiling benchmark: our tissue-tile stream beside plain OpenSlide reads, and peak memory.
+
+1. Throughput. On a synthetic slide, the tissue tiles of a grid are read twice in the same
+   run: by :func:`pathloop.client.tiling.iter_tissue_tiles` (level choice, RGBA→RGB,
+   the black/white rule) and by a plain loop of ``openslide.OpenSlide.read_region`` over the
+   same boxes at the same level. Rounds alternate; the median of each is kept.
+   Goal: ours / plain ≥ 0.9.
+2. Memory. Synthetic slides of 40,000² and 80,000² px are tiled end to end by the real
+   workflow (tissue mask, zarr raster, streamed tiles, tile records in the store), each in a
+   fresh process; its peak RSS is read from the kernel. Goal: < 1 GiB and flat.
+
+Run: ``.venv/bin/python bench/tiling.py`` (``--quick`` for small slides). Prints a table and
+writes ``bench/results/tiling.json``. Slides are cached in ``--workdir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openslide
+
+from pathloop.client.sample import write_synthetic_slide
+from pathloop.client.tiling import TileGrid, compute_tissue_mask, iter_tissue_tiles
+from pathloop.client.tiling.stream import candidate_tiles
+from pathloop.client.wsi import open_slide
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _slide(workdir: Path, size: int, seed: int) -> Path:
+    path = workdir / f"bench-{size}.tiff"
+    if not path.exists():
+        started = time.perf_counter()
+        write_synthetic_slide(workdir, f"bench-{size}", width=size, height=size, seed=seed,
+                              write_masks=False)
+        print(f"  wrote {path.name} in {time.perf_counter() - started:.0f} s", flush=True)
+    return path
+
+
+def throughput(path: Path, *, mpp: float | None, rounds: int) -> dict[str, object]:
+    """Tiles per second, ours and plain, over the tissue tiles of one grid."""
+    with open_slide(path) as slide:
+        meta = slide.metadata
+        target = mpp or meta.mpp
+        tissue = compute_tissue_mask(slide, mpp=8.0)
+        grid = TileGrid(meta.width, meta.height, meta.mpp, target, 256, 256)
+        boxes = [spec for spec, _ in candidate_tiles(grid, tissue, 0.25)]
+        level = slide.best_level(grid.factor)
+
+        def ours() -> int:
+            return sum(1 for _ in iter_tissue_tiles(slide, grid, tissue))
+
+        raw = openslide.OpenSlide(str(path))
+
+        def plain() -> int:
+            for spec in boxes:
+                raw.read_region((spec.x, spec.y), level, (256, 256))
+            return len(boxes)
+
+        ours()
+        plain()  # warm the page cache and decoders for both
+        ours_s, plain_s = [], []
+        kept = 0
+        for _ in range(rounds):
+            started = time.perf_counter()
+            kept = ours()
+            ours_s.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            plain()
+            plain_s.append(time.perf_counter() - started)
+        raw.close()
+    ours_rate = len(boxes) / statistics.median(ours_s)
+    plain_rate = len(boxes) / statistics.median(plain_s)
+    return {
+        "slide": path.name, "mpp": target, "level": level, "tiles_read": len(boxes),
+        "tiles_kept": kept, "ours_tiles_per_s": round(ours_rate, 1),
+        "plain_openslide_tiles_per_s": round(plain_rate, 1),
+        "ratio": round(ours_rate / plain_rate, 3), "rounds": rounds,
+    }
+
+
+_MEMORY_CHILD = """
+import json, resource, sys, tempfile, time
+from pathlib import Path
+from pathloop.client.settings import SiteSettings
+from pathloop.client.store import Store
+from pathloop.client.workflows import ingest_slide, tile_slide
+slide = Path(sys.argv[1])
+baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with tempfile.TemporaryDirectory() as data:
+    settings = SiteSettings(data_dir=Path(data), slide_roots=(slide.parent,))
+    with Store.open(settings) as store:
+        record = ingest_slide(settings, store, slide).slide
+        started = time.perf_counter()
+        result = tile_slide(settings, store, record)
+        seconds = time.perf_counter() - started
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"peak_rss_mib": round(peak / 1024, 1),
+                  "rss_after_imports_mib": round(baseline / 1024, 1),
+                  "tiles_kept": result.kept, "tiles_read": result.candidates,
+                  "grid_tiles": result.grid_tiles, "seconds": round(seconds, 1)}))
+"""
+
+
+def peak_memory(path: Path) -> dict[str, object]:
+    """Tile one slide end to end in a fresh process; its peak RSS."""
+    done = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(path)], check=True,
+                          capture_output=True, text=True)
+    figures: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    with open_slide(path) as slide:
+        figures["slide"] = f"{slide.metadata.width}×{slide.metadata.height}"
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/pathloop-bench"))
+    parser.add_argument("--quick", action="store_true", help="small slides only")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+
+    speed_size = 8_192 if args.quick else 20_000
+    memory_sizes = (8_192, 16_384) if args.quick else (40_000, 80_000)
+    print("slides:", flush=True)
+    speed_slide = _slide(args.workdir, speed_size, seed=1)
+    memory_slides = [_slide(args.workdir, size, seed=2) for size in memory_sizes]
+
+    with open_slide(speed_slide) as slide:
+        meta = slide.metadata
+        level1_mpp = meta.mpp * meta.level_downsamples[1] if meta.level_count > 1 else None
+    grids = [None, level1_mpp] if level1_mpp else [None]
+    speed = [throughput(speed_slide, mpp=mpp, rounds=args.rounds) for mpp in grids]
+    memory = [peak_memory(path) for path in memory_slides]
+
+    print("\nthroughput (tissue tiles of 256 px, median of rounds)")
+    print(f"{'slide':>18} {'µm/px':>6} {'tiles':>6} {'ours/s':>9} {'plain/s':>9} {'ratio':>6}")
+    for row in speed:
+        print(f"{row['slide']!s:>18} {row['mpp']:>6.3f} {row['tiles_read']!s:>6} "
+              f"{row['ours_tiles_per_s']!s:>9} {row['plain_openslide_tiles_per_s']!s:>9} "
+              f"{row['ratio']!s:>6}")
+    print("\npeak RSS while tiling (whole workflow, fresh process each)")
+    print(f"{'slide':>14} {'grid':>8} {'read':>7} {'kept':>7} {'s':>6} {'peak MiB':>9}")
+    for row in memory:
+        print(f"{row['slide']!s:>14} {row['grid_tiles']!s:>8} {row['tiles_read']!s:>7} "
+              f"{row['tiles_kept']!s:>7} {row['seconds']!s:>6} {row['peak_rss_mib']!s:>9}")
+    peaks = [float(str(row["peak_rss_mib"])) for row in memory]
+    summary = {
+        "throughput": speed, "memory": memory,
+        "goals": {"ratio_at_least": 0.9, "peak_rss_mib_below": 1024},
+        "min_ratio": min(float(str(r["ratio"])) for r in speed),
+        "peak_growth": round(peaks[-1] / peaks[0], 3),
+        "bench_process_peak_rss_mib": round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "tiling.json").write_text(json.dumps(summary, indent=2))
+    print(f"\nmin ratio {summary['min_ratio']}, peak growth {summary['peak_growth']}× "
+          f"→ {RESULTS / 'tiling.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""The ``pathloop`` command.
+
+Settings are built here, once, from ``--config`` (or ``$PATHLOOP_CONFIG``, or
+``./pathloop.toml`` when present) and passed down. A :class:`PathloopError` is printed as one
+line on stderr with exit code 1; anything else is a bug and keeps its traceback. Heavy
+imports live inside the commands so ``pathloop --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from pathloop.client.errors import PathloopError
+from pathloop.client.settings import SiteSettings
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from pathloop.client.store import Store
+    from rich.progress import Progress
+
+app = typer.Typer(help="pathloop: federated human-in-the-loop pathology, the site node.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+slides_app = typer.Typer(help="Add, list and inspect slides.", no_args_is_help=True)
+app.add_typer(slides_app, name="slides")
+
+console = Console(soft_wrap=True)
+errors = Console(stderr=True)
+
+
+def _print_error(error: PathloopError) -> None:
+    """One plain line on stderr, never wrapped or coloured (scripts parse it)."""
+    message = " ".join(str(error).split())
+    typer.echo(f"error: {message}", err=True)
+
+
+class _State:
+    settings: SiteSettings | None = None
+    config: Path | None = None
+
+
+_state = _State()
+
+
+@app.callback()
+def _main(
+    config: Path | None = typer.Option(None, "--config", "-c", envvar="PATHLOOP_CONFIG",
+                                       help="Site config file (TOML)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    _state.config = config
+
+
+def _settings() -> SiteSettings:
+    if _state.settings is None:
+        path = _state.config
+        if path is None and Path("pathloop.toml").is_file():
+            path = Path("pathloop.toml")
+        _state.settings = SiteSettings.from_file(path) if path else SiteSettings()
+    return _state.settings
+
+
+@contextmanager
+def _store(settings: SiteSettings) -> Iterator[Store]:
+    from pathloop.client.store import Store
+
+    store = Store.open(settings)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@slides_app.command("add")
+def slides_add(
+    paths: list[Path] = typer.Argument(..., help="Slide files to add."),
+    site: str | None = typer.Option(None, "--site", "-s", help="Site id (default: config)."),
+    mpp: float | None = typer.Option(None, "--mpp", help="µm/px for slides that record none."),
+) -> None:
+    """Validate slides and record them in the site's store."""
+    from pathloop.client.workflows import ingest_slide
+
+    settings = _settings()
+    failed = 0
+    with _store(settings) as store:
+        for path in paths:
+            try:
+                result = ingest_slide(settings, store, path, site_id=site, mpp=mpp)
+            except PathloopError as error:
+                _print_error(error)
+                failed += 1
+                continue
+            verb = "added" if result.created else "already present"
+            console.print(f"{verb}: slide {result.slide.id} {result.slide.name} "
+                          f"({result.slide.width}×{result.slide.height}, "
+                          f"{result.slide.mpp_x:.3f} µm/px, site {result.slide.site_id})",
+                          highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@slides_app.command("list")
+def slides_list(site: str | None = typer.Option(None, "--site", "-s")) -> None:
+    """List the slides in the store."""
+    settings = _settings()
+    with _store(settings) as store:
+        records = store.list_slides(site)
+    table = Table("id", "site", "name", "size", "µm/px", "vendor", "hash")
+    for s in records:
+        table.add_row(str(s.id), s.site_id, s.name, f"{s.width}×{s.height}",
+                      f"{s.mpp_x:.3f}", s.vendor or "", s.content_hash[:12])
+    console.print(table)
+    console.print(f"{len(records)} slide(s)")
+
+
+@slides_app.command("info")
+def slides_info(
+    path: Path = typer.Argument(..., help="A slide file inside the slide roots."),
+    mpp: float | None = typer.Option(None, "--mpp", help="µm/px for slides that record none."),
+) -> None:
+    """Show a slide file's metadata (nothing is stored)."""
+    from pathloop.client.workflows import describe_slide
+
+    meta = describe_slide(_settings(), path, mpp=mpp)
+    table = Table("field", "value", show_header=False)
+    for key, value in meta.summary().items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@app.command("tile")
+def tile(
+    slide: str = typer.Argument(..., help="Slide id, content-hash prefix or path."),
+    mpp: float | None = typer.Option(None, "--mpp", help="Tile resolution in µm/px."),
+    tile_size: int | None = typer.Option(None, "--tile-size", help="Tile edge in pixels."),
+    stride: int | None = typer.Option(None, "--stride", help="Step in pixels (default: size)."),
+) -> None:
+    """Detect tissue and record the slide's tissue tiles."""
+    from pathloop.client.workflows import find_slide, tile_slide
+
+    settings = _settings()
+    overrides = {k: v for k, v in
+                 {"mpp": mpp, "tile_size": tile_size, "stride": stride}.items() if v is not None}
+    params = settings.tiling.model_copy(update=overrides)
+    with _store(settings) as store, _progress() as progress:
+        record = find_slide(store, slide)
+        task = progress.add_task(f"tiling {record.name}", total=None)
+        result = tile_slide(settings, store, record, tiling=params,
+                            progress=lambda done, total: progress.update(
+                                task, completed=done, total=total))
+    console.print(
+        f"slide {record.id} {record.name}: {result.kept} tissue tiles of "
+        f"{params.tile_size}px at {params.mpp} µm/px kept "
+        f"({result.candidates} on tissue, {result.dropped_background} dropped as >"
+        f"{params.max_background_fraction:.0%} black/white, {result.grid_tiles} in the grid; "
+        f"tissue {result.tissue_fraction:.0%} of the slide) in {result.seconds:.1f} s",
+        highlight=False)
+
+
+@app.command("demo")
+def demo(
+    workdir: Path = typer.Option(Path("pathloop-demo"), "--workdir",
+                                 help="Folder for the demo's sample slides and site stores."),
+    sites: int = typer.Option(3, "--sites", min=1, max=3, help="Simulated sites."),
+    slides_per_site: int = typer.Option(2, "--slides-per-site", min=1, max=10),
+    size: int = typer.Option(4096, "--size", min=1024, max=65536,
+                             help="Edge of each sample slide in pixels."),
+) -> None:
+    """Run the whole site loop on sample slides made for the demo."""
+    from pathloop.client.demo import run_demo
+
+    with _progress() as progress:
+        task = progress.add_task("demo", total=None)
+
+        def report(message: str, done: int, total: int) -> None:
+            progress.update(task, description=message, completed=done, total=total)
+
+        summary = run_demo(workdir, n_sites=sites, slides_per_site=slides_per_site,
+                           size=size, progress=report)
+    table = Table("site", "slide", "size", "µm/px", "tissue", "tiles kept", "dropped", "seconds",
+                  title="pathloop demo: sample slides ingested and tiled")
+    for row in summary.rows:
+        table.add_row(row.site_id, row.slide_name, f"{row.width}×{row.height}",
+                      f"{row.mpp:.2f}", f"{row.tissue_fraction:.0%}", str(row.kept),
+                      str(row.dropped_background), f"{row.seconds:.1f}")
+    console.print(table)
+    for line in summary.lines():
+        console.print(line, highlight=False)
+
+
+@contextmanager
+def _progress() -> Iterator[Progress]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=errors, transient=True) as progress:
+        yield progress
+
+
+def main() -> None:
+    """Entry point: run the app, turning pathloop errors into one line and exit 1."""
+    try:
+        app()
+    except PathloopError as error:
+        _print_error(error)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
