@@ -1,0 +1,280 @@
+"""Frozen records the store hands out: plain values, never live ORM objects.
+
+Every spatial field is in level-0 pixels of the slide unless its name says otherwise; every
+resolution is in µm/px. Timestamps are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+MppSource = Literal["slide", "user"]
+"""Where a slide's µm/px came from: the file's metadata or a user's entry."""
+
+PatchStatus = Literal["pending", "corrected", "skipped"]
+"""Where a ranked patch stands in the pathologist's worklist."""
+
+Downsample = Literal["mean", "mode", "nearest"]
+"""How a raster's pyramid levels are made: ``mean`` for float maps, ``mode`` or ``nearest``
+for label masks."""
+
+
+@dataclass(frozen=True, slots=True)
+class SlideRecord:
+    """A whole-slide image known to this site; its pixels and path never leave the site.
+
+    Attributes
+    ----------
+    content_hash:
+        SHA-256 of the slide's content, 64 lowercase hex digits; with ``site_id`` the
+        slide's identity.
+    width, height:
+        Level-0 size in pixels.
+    mpp_x, mpp_y:
+        Level-0 resolution in µm/px; ``mpp_source`` says who gave it.
+    metadata:
+        Vendor properties worth keeping (JSON-compatible).
+    """
+
+    id: int
+    site_id: str
+    content_hash: str
+    name: str
+    path: Path
+    vendor: str | None
+    width: int
+    height: int
+    mpp_x: float
+    mpp_y: float
+    mpp_source: MppSource
+    objective_power: float | None
+    level_count: int
+    metadata: dict[str, Any]
+    added_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TilingRecord:
+    """A grid of tiles cut from a slide at one resolution.
+
+    Attributes
+    ----------
+    mpp:
+        Resolution of the tiles in µm/px.
+    tile_size, stride:
+        Tile edge and step between tile origins, in pixels at ``mpp``.
+    params:
+        Tissue-detection parameters used (JSON-compatible).
+    n_tiles:
+        Number of tiles; the store guarantees exactly this many tile rows exist.
+    """
+
+    id: int
+    slide_id: int
+    mpp: float
+    tile_size: int
+    stride: int
+    params: dict[str, Any]
+    n_tiles: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TileRecord:
+    """One tile of a tiling: grid position and level-0 box.
+
+    ``x``, ``y``, ``width`` and ``height`` are level-0 pixels; the fractions are in [0, 1]
+    (``None`` when the tiler did not measure them).
+    """
+
+    id: int
+    tiling_id: int
+    col: int
+    row: int
+    x: int
+    y: int
+    width: int
+    height: int
+    tissue_fraction: float | None
+    background_fraction: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersionRecord:
+    """A model (or ensemble) version and where it came from.
+
+    Attributes
+    ----------
+    kind:
+        What the model is, e.g. ``"uga-ensemble"``, ``"ai2seg"``, ``"upgrade"``.
+    parent_id:
+        The version this one was trained from, if any.
+    provenance:
+        Lineage: rounds, sites, correction ids, hyper-parameters (JSON-compatible).
+    weights_uri:
+        Where the weights are kept (a local path or a URI), if anywhere.
+    """
+
+    id: int
+    name: str
+    kind: str
+    parent_id: int | None
+    provenance: dict[str, Any]
+    weights_uri: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RankingRecord:
+    """A ranking of a slide's patches by a strategy, with the model version it used."""
+
+    id: int
+    slide_id: int
+    model_version_id: int | None
+    strategy: str
+    params: dict[str, Any]
+    n_patches: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RankedPatchRecord:
+    """One patch of a ranking: rank 1 is the most worth correcting.
+
+    ``x``, ``y``, ``width`` and ``height`` are level-0 pixels; ``mpp`` is the resolution in
+    µm/px the patch is shown and corrected at.
+    """
+
+    id: int
+    ranking_id: int
+    slide_id: int
+    rank: int
+    x: int
+    y: int
+    width: int
+    height: int
+    mpp: float
+    score_sum: float
+    score_mean: float
+    status: PatchStatus
+
+
+@dataclass(frozen=True, slots=True)
+class PatchBox:
+    """Identifies the patch a correction is about: a slide, a level-0 box and a resolution.
+
+    ``x``, ``y``, ``width`` and ``height`` are level-0 pixels; ``mpp`` is in µm/px.
+    """
+
+    slide_id: int
+    x: int
+    y: int
+    width: int
+    height: int
+    mpp: float
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectionRecord:
+    """One version of a pathologist's correction of a patch; versions are never rewritten.
+
+    Attributes
+    ----------
+    id:
+        Id of this version's row.
+    correction_id:
+        Id of the patch's correction thread (shared by all its versions).
+    version:
+        1, 2, … contiguous per patch.
+    parent_id, parent_version:
+        The version this one was based on (``None`` for version 1).
+    data:
+        The correction itself (e.g. GeoJSON features), JSON-compatible.
+    raster_id:
+        A correction mask raster, if the correction has one.
+    ranked_patch_id:
+        The worklist entry that prompted this version, if any.
+    """
+
+    id: int
+    correction_id: int
+    patch: PatchBox
+    version: int
+    parent_id: int | None
+    parent_version: int | None
+    author: str
+    data: dict[str, Any]
+    raster_id: int | None
+    ranked_patch_id: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One line of the append-only audit log.
+
+    ``subject`` names what was acted on, as ``"<table>:<id>"`` (e.g. ``"slide:3"``).
+    """
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RasterRecord:
+    """A committed zarr raster (mask, prediction, uncertainty map…) of a slide.
+
+    Attributes
+    ----------
+    kind:
+        What it holds, e.g. ``"tissue-mask"``; with ``slide_id`` and ``version`` its identity.
+    version:
+        1, 2, … per (slide, kind); older versions stay readable.
+    mpp:
+        Resolution of level 0 of the raster in µm/px (level k is ``mpp * 2**k``).
+    shape:
+        Level-0 shape, ``(H, W)`` or ``(H, W, C)``.
+    dtype:
+        numpy dtype name, e.g. ``"uint8"``, ``"float16"``.
+    path:
+        Folder of the zarr group, relative to the raster root.
+    levels:
+        Number of pyramid levels.
+    """
+
+    id: int
+    slide_id: int
+    kind: str
+    version: int
+    mpp: float
+    shape: tuple[int, ...]
+    dtype: str
+    path: str
+    levels: int
+    downsample: Downsample
+    model_version_id: int | None
+    created_at: datetime
+
+
+__all__ = [
+    "AuditEvent",
+    "CorrectionRecord",
+    "Downsample",
+    "ModelVersionRecord",
+    "MppSource",
+    "PatchBox",
+    "PatchStatus",
+    "RankedPatchRecord",
+    "RankingRecord",
+    "RasterRecord",
+    "SlideRecord",
+    "TileRecord",
+    "TilingRecord",
+]

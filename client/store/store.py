@@ -1,0 +1,352 @@
+"""The local store of a site: the one seam the rest of the node uses for records and rasters.
+
+:class:`Store` opens (and migrates) the database, hands out frozen records, never ORM objects,
+and writes every change with its audit event in one transaction. Rasters live in
+``store.rasters`` (:class:`~pathloop.client.store.rasters.RasterStore`). There is no in-memory
+fake: a SQLite store in a temporary folder opens in tens of milliseconds, so tests use the
+real thing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pathloop.client.errors import ConflictError
+from pathloop.client.settings import SiteSettings
+from pathloop.client.store import (
+    audit,
+    corrections,
+    model_versions,
+    rankings,
+    slides,
+    tilings,
+)
+from pathloop.client.store.db import create_store_engine, ensure_schema, read_session, write_session
+from pathloop.client.store.rasters import RasterStore
+from pathloop.client.store.records import (
+    AuditEvent,
+    CorrectionRecord,
+    ModelVersionRecord,
+    MppSource,
+    PatchBox,
+    PatchStatus,
+    RankedPatchRecord,
+    RankingRecord,
+    SlideRecord,
+    TileRecord,
+    TilingRecord,
+)
+from sqlalchemy import Engine
+
+logger = logging.getLogger(__name__)
+
+
+class Store:
+    """Records of one site node in SQLite (default) or PostgreSQL, plus its zarr rasters.
+
+    Build it with :meth:`open`; close it with :meth:`close` or use it as a context manager.
+    Methods that change anything take an ``actor`` (or ``author``) recorded in the audit log.
+    """
+
+    def __init__(self, engine: Engine, rasters: RasterStore, site_id: str) -> None:
+        self.engine = engine
+        self.rasters = rasters
+        self.site_id = site_id
+
+    @classmethod
+    def open(cls, settings: SiteSettings) -> Store:
+        """Create the data folder, migrate the database to head, sweep unfinished rasters.
+
+        Raises
+        ------
+        SchemaError
+            The database was migrated by newer code, or did not reach this code's head.
+        StoreError
+            The database cannot be opened.
+        """
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_store_engine(settings.db_url)
+        try:
+            ensure_schema(engine)
+            rasters = RasterStore(settings.raster_dir, engine)
+            swept = rasters.sweep()
+        except BaseException:
+            engine.dispose()
+            raise
+        if swept:
+            logger.info("removed %d unfinished raster writes", swept)
+        return cls(engine, rasters, settings.site_id)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- slides -------------------------------------------------------------------------------
+
+    def add_slide(
+        self,
+        *,
+        content_hash: str,
+        name: str,
+        path: Path | str,
+        width: int,
+        height: int,
+        mpp_x: float,
+        mpp_y: float,
+        mpp_source: MppSource = "slide",
+        vendor: str | None = None,
+        objective_power: float | None = None,
+        level_count: int = 1,
+        metadata: Mapping[str, Any] | None = None,
+        site_id: str | None = None,
+        actor: str = "system",
+    ) -> tuple[SlideRecord, bool]:
+        """Record a slide; idempotent on (site, content hash).
+
+        Returns
+        -------
+        tuple of (SlideRecord, bool)
+            The record, and ``True`` when it was created now (``False``: it was known, and
+            is returned unchanged).
+        """
+        site = site_id or self.site_id
+        try:
+            with write_session(self.engine) as session:
+                return slides.add(
+                    session,
+                    site_id=site,
+                    content_hash=content_hash,
+                    name=name,
+                    path=path,
+                    width=width,
+                    height=height,
+                    mpp_x=mpp_x,
+                    mpp_y=mpp_y,
+                    mpp_source=mpp_source,
+                    vendor=vendor,
+                    objective_power=objective_power,
+                    level_count=level_count,
+                    metadata=metadata,
+                    actor=actor,
+                )
+        except ConflictError:
+            # Another writer added the same slide between our look-up and insert (PostgreSQL).
+            found = self.find_slide(content_hash, site)
+            if found is None:
+                raise
+            return found, False
+
+    def get_slide(self, slide_id: int) -> SlideRecord:
+        """The slide with this id, or :class:`RecordNotFoundError`."""
+        with read_session(self.engine) as session:
+            return slides.get(session, slide_id)
+
+    def find_slide(self, content_hash: str, site_id: str | None = None) -> SlideRecord | None:
+        """The slide with this content hash at ``site_id`` (default: this site), if any."""
+        with read_session(self.engine) as session:
+            return slides.find(session, content_hash, site_id or self.site_id)
+
+    def list_slides(self, site_id: str | None = None) -> list[SlideRecord]:
+        """All slides in the order they were added, or those of ``site_id``."""
+        with read_session(self.engine) as session:
+            return slides.all_slides(session, site_id)
+
+    # --- tilings ------------------------------------------------------------------------------
+
+    def add_tiling(
+        self,
+        slide_id: int,
+        *,
+        mpp: float,
+        tile_size: int,
+        stride: int,
+        params: Mapping[str, Any] | None = None,
+        tiles: Iterable[Mapping[str, Any] | object],
+        actor: str = "system",
+    ) -> TilingRecord:
+        """Record a tiling and all its tiles in one transaction (bulk insert, streamed).
+
+        Parameters
+        ----------
+        mpp:
+            Tile resolution in µm/px.
+        tile_size, stride:
+            In pixels at ``mpp``.
+        tiles:
+            Mappings or objects with ``col``, ``row``, ``x``, ``y``, ``width``, ``height``
+            (level-0 pixels) and optional ``tissue_fraction``, ``background_fraction``.
+        """
+        with write_session(self.engine) as session:
+            return tilings.add(
+                session,
+                slide_id,
+                mpp=mpp,
+                tile_size=tile_size,
+                stride=stride,
+                params=params,
+                tiles=tiles,
+                actor=actor,
+            )
+
+    def latest_tiling(
+        self, slide_id: int, *, mpp: float | None = None, tile_size: int | None = None
+    ) -> TilingRecord | None:
+        """The newest tiling of a slide (at ``mpp`` / ``tile_size`` when given), if any."""
+        with read_session(self.engine) as session:
+            return tilings.latest(session, slide_id, mpp=mpp, tile_size=tile_size)
+
+    def iter_tiles(self, tiling_id: int) -> Iterator[TileRecord]:
+        """Stream a tiling's tiles in row-major order, in batches (memory stays bounded)."""
+        return tilings.iter_tiles(self.engine, tiling_id)
+
+    # --- models and rankings ------------------------------------------------------------------
+
+    def add_model_version(
+        self,
+        *,
+        name: str,
+        kind: str,
+        parent_id: int | None = None,
+        provenance: Mapping[str, Any] | None = None,
+        weights_uri: str | None = None,
+        actor: str = "system",
+    ) -> ModelVersionRecord:
+        """Record a model version with its lineage (parent, provenance) and weights location."""
+        with write_session(self.engine) as session:
+            return model_versions.add(
+                session,
+                name=name,
+                kind=kind,
+                parent_id=parent_id,
+                provenance=provenance,
+                weights_uri=weights_uri,
+                actor=actor,
+            )
+
+    def get_model_version(self, version_id: int) -> ModelVersionRecord:
+        """The model version with this id, or :class:`RecordNotFoundError`."""
+        with read_session(self.engine) as session:
+            return model_versions.get(session, version_id)
+
+    def add_ranking(
+        self,
+        slide_id: int,
+        *,
+        strategy: str,
+        patches: Iterable[Mapping[str, Any] | object],
+        model_version_id: int | None = None,
+        params: Mapping[str, Any] | None = None,
+        actor: str = "system",
+    ) -> RankingRecord:
+        """Record a ranking and its patches, best first, all ``pending``.
+
+        ``patches`` items have ``x``, ``y``, ``width``, ``height`` (level-0 pixels), ``mpp``
+        (µm/px), ``score_sum`` and ``score_mean``.
+        """
+        with write_session(self.engine) as session:
+            return rankings.add(
+                session,
+                slide_id,
+                model_version_id=model_version_id,
+                strategy=strategy,
+                params=params,
+                patches=patches,
+                actor=actor,
+            )
+
+    def latest_ranking(self, slide_id: int, strategy: str | None = None) -> RankingRecord | None:
+        """The newest ranking of a slide (by ``strategy`` when given), if any."""
+        with read_session(self.engine) as session:
+            return rankings.latest(session, slide_id, strategy)
+
+    def ranked_patches(
+        self, ranking_id: int, status: PatchStatus | None = None
+    ) -> list[RankedPatchRecord]:
+        """A ranking's patches, best first (only those with ``status`` when given)."""
+        with read_session(self.engine) as session:
+            return rankings.patches(session, ranking_id, status)
+
+    def set_patch_status(
+        self, patch_id: int, status: PatchStatus, *, actor: str = "system"
+    ) -> RankedPatchRecord:
+        """Mark a ranked patch ``pending``, ``corrected`` or ``skipped`` in the worklist."""
+        with write_session(self.engine) as session:
+            return rankings.set_status(session, patch_id, status, actor=actor)
+
+    # --- corrections --------------------------------------------------------------------------
+
+    def save_correction(
+        self,
+        patch: PatchBox | int,
+        *,
+        data: Mapping[str, Any],
+        author: str,
+        base_version: int | None = None,
+        raster_id: int | None = None,
+    ) -> CorrectionRecord:
+        """Append a new version of a patch's correction; older versions are kept untouched.
+
+        Parameters
+        ----------
+        patch:
+            The patch (slide, level-0 box, µm/px), or a ranked patch's id (which is then
+            marked ``corrected``).
+        data:
+            The correction, JSON-compatible (e.g. GeoJSON features).
+        base_version:
+            The version the author edited; ``None`` for a first correction.
+        raster_id:
+            A correction mask raster of the same slide, if any.
+
+        Raises
+        ------
+        ConflictError
+            ``base_version`` is not the latest version: someone saved in between.
+        """
+        with write_session(self.engine) as session:
+            return corrections.save(
+                session,
+                patch,
+                data=data,
+                author=author,
+                base_version=base_version,
+                raster_id=raster_id,
+            )
+
+    def correction_history(self, patch: PatchBox | int) -> list[CorrectionRecord]:
+        """Every version of a patch's correction, oldest first (a ranked patch's id works too)."""
+        with read_session(self.engine) as session:
+            return corrections.history(session, patch)
+
+    # --- audit --------------------------------------------------------------------------------
+
+    def audit_events(
+        self,
+        *,
+        subject: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        after_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEvent]:
+        """Audit events, oldest first; ``subject`` is like ``"slide:3"``."""
+        with read_session(self.engine) as session:
+            return audit.events(
+                session, subject=subject, action=action, since=since, after_id=after_id, limit=limit
+            )
