@@ -30,7 +30,8 @@ app = typer.Typer(help="pathloop: federated human-in-the-loop pathology, the sit
 slides_app = typer.Typer(help="Add, list and inspect slides.", no_args_is_help=True)
 app.add_typer(slides_app, name="slides")
 
-console = Console(soft_wrap=True)
+# Wide enough for the tables when the output goes to a file or a pipe.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 errors = Console(stderr=True)
 
 
