@@ -23,11 +23,14 @@ _INCH_UM = 25_400.0
 
 
 def _rgba_to_rgb(rgba: np.ndarray) -> RGBImage:
-    """Composite OpenSlide's premultiplied ``(h, w, 4)`` RGBA over white."""
+    """Composite OpenSlide's premultiplied ``(h, w, 4)`` RGBA over white.
+
+    Opaque regions come back as a (non-contiguous) view of the RGBA buffer.
+    """
     rgb = rgba[..., :3]
     alpha = rgba[..., 3]
     if alpha.min() == 255:
-        return np.ascontiguousarray(rgb)
+        return rgb  # a view: copying the planes out costs more than the tile's decode
     over_white = rgb.astype(np.uint16) + (255 - alpha)[..., None]
     return np.minimum(over_white, 255).astype(np.uint8)
 
