@@ -104,9 +104,11 @@ class TileGrid:
 
         Computed for all tiles at once from a summed-area table of the mask.
         """
-        mask = tissue.mask.astype(np.uint32)
-        table = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.uint64)
-        table[1:, 1:] = mask.cumsum(0).cumsum(1)
+        mask = tissue.mask
+        # int64 sums: exact for any mask, 8 bytes a mask pixel (the mask is capped in size).
+        table = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int64)
+        np.cumsum(mask, axis=0, dtype=np.int64, out=table[1:, 1:])
+        np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
         rows, cols = self.shape
         scale = tissue.scale
         side = self.tile_size * self.factor

@@ -20,8 +20,8 @@ from skimage.morphology import remove_small_holes, remove_small_objects
 BoolMask = NDArray[np.bool_]
 
 # The thumbnail's longer side is kept at or under this many pixels whatever the slide's size,
-# so tissue detection uses bounded memory (a 100,000 px wide slide: ~25 µm/px).
-MAX_THUMBNAIL_SIDE = 4096
+# so tissue detection uses bounded memory (~40 MB; a 40 mm wide section: ~20 µm/px).
+MAX_THUMBNAIL_SIDE = 2048
 # Saturation below this is never tissue, even when Otsu picks a lower threshold (blank slides).
 _MIN_SATURATION = 0.05
 # Pixels darker than this (max channel) are void or black borders, not tissue.
@@ -84,10 +84,12 @@ def detect_tissue(thumbnail: RGBImage, *, mpp: float, min_object_um2: float = 20
     ndarray
         ``(height, width)`` bool, True on tissue.
     """
-    rgb = thumbnail.astype(np.float32)
-    high = rgb.max(axis=2)
-    low = rgb.min(axis=2)
-    saturation = np.where(high > 0, (high - low) / np.maximum(high, 1.0), 0.0)
+    red, green, blue = thumbnail[..., 0], thumbnail[..., 1], thumbnail[..., 2]
+    high = np.maximum(np.maximum(red, green), blue)
+    low = np.minimum(np.minimum(red, green), blue)
+    saturation = (high - low).astype(np.float32)
+    saturation /= np.maximum(high, 1).astype(np.float32)
+    del low
     threshold = _MIN_SATURATION
     if float(saturation.max()) - float(saturation.min()) > 1e-3:
         threshold = max(float(threshold_otsu(saturation)), _MIN_SATURATION)

@@ -24,7 +24,8 @@ RGBImage = NDArray[np.uint8]
 # A level whose downsample exceeds the asked one by at most this much still counts as fine
 # enough (vendors store e.g. 4.016 for a nominal 4× level).
 _LEVEL_TOLERANCE = 0.01
-# Outputs larger than this many pixels are read block by block to keep memory bounded.
+# Reads needing more than this many level pixels (squared) go block by block, so memory
+# stays bounded whatever the output size or the level's resolution.
 _BLOCK = 2048
 
 
@@ -109,10 +110,12 @@ class Slide:
             raise RegionError(f"{self.metadata.path}: region size must be positive, "
                               f"got {width}×{height}")
         factor = self._downsample_for(mpp)
-        if width * height <= _BLOCK * _BLOCK:
+        # Level pixels read per output pixel, per axis: bounds what one block decodes.
+        scale = factor / self.metadata.level_downsamples[self.best_level(factor)]
+        if width * height * scale * scale <= _BLOCK * _BLOCK:
             return self._read_block(x, y, width, height, factor)
         out = np.empty((height, width, 3), dtype=np.uint8)
-        for by, bx, bh, bw in _blocks(height, width, _BLOCK):
+        for by, bx, bh, bw in _blocks(height, width, max(1, int(_BLOCK / scale))):
             out[by:by + bh, bx:bx + bw] = self._read_block(
                 x + round(bx * factor), y + round(by * factor), bw, bh, factor
             )
