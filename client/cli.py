@@ -16,14 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from pathloop.client.errors import PathloopError
-from pathloop.client.settings import SiteSettings
 from rich.console import Console
 from rich.table import Table
 
+from pathloop.client.errors import PathloopError
+from pathloop.client.settings import SiteSettings
+
 if TYPE_CHECKING:
-    from pathloop.client.store import Store
     from rich.progress import Progress
+
+    from pathloop.client.store import Store
 
 app = typer.Typer(help="pathloop: federated human-in-the-loop pathology, the site node.",
                   no_args_is_help=True, pretty_exceptions_enable=False)

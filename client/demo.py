@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from pathloop.client.sample import SyntheticSlide, make_sample_sites, read_mask_region
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import Store

@@ -21,8 +21,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pathloop.client.errors import ConfigError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pathloop.client.errors import ConfigError
 
 _SITE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from pathloop.client.errors import RecordNotFoundError
 from pathloop.client.settings import SiteSettings, TilingSettings
 from pathloop.client.store import SlideRecord, Store, TilingRecord

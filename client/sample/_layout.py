@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from pathloop.client.sample._noise import ValueNoise, derive_key, lerp_grid, lerp_points, split
 from scipy import ndimage
+
+from pathloop.client.sample._noise import ValueNoise, derive_key, lerp_grid, lerp_points, split
 
 # Salts of the random fields of a slide (any distinct integers; changing one changes slides).
 _SALT_LAYOUT = 1

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import ndimage
+
 from pathloop.client.sample._layout import Layout
 from pathloop.client.sample._noise import derive_key, uniform
-from scipy import ndimage
 
 COVERAGE_ONE = 255  # integer coverage of a pixel fully inside a nucleus
 DENSITY_ONE = 1 << 14  # integer unit of haematoxylin concentration (x coverage)

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import ndimage
+
 from pathloop.client.sample._layout import DECIDED, DECIDED_MARGIN, Layout
 from pathloop.client.sample._noise import ValueNoise, derive_key
 from pathloop.client.sample._nuclei import COVERAGE_ONE, NucleusField
 from pathloop.client.sample.stains import SiteStain
-from scipy import ndimage
 
 GLASS_PERIOD = 64  # px; tile sizes must be multiples of it
 LABEL_BACKGROUND, LABEL_TISSUE, LABEL_TUMOUR = 0, 1, 2

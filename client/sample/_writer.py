@@ -30,9 +30,10 @@ from typing import Any
 import imagecodecs
 import numpy as np
 from numpy.typing import NDArray
+from tifffile import TiffWriter
+
 from pathloop.client.sample._pyramid import Encoder, PyramidBuilder, level_sizes, reduce
 from pathloop.client.sample._render import TileRenderer
-from tifffile import TiffWriter
 
 _HEADER = "Aperio Image Library (pathloop synthetic slide)"
 _MASK_DEFLATE_LEVEL = 5  # libdeflate: ~0.25 ms and ~2 kB for a 256 px nuclei tile

@@ -32,6 +32,7 @@ import numpy as np
 import tifffile
 import zarr
 from numpy.typing import NDArray
+
 from pathloop.client.errors import RegionError
 from pathloop.client.sample._layout import OVERHANG
 from pathloop.client.sample._render import GLASS_PERIOD, SlideParameters, TileRenderer

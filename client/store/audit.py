@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pathloop.client.store.models import AuditLog, utcnow
-from pathloop.client.store.records import AuditEvent
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
+
+from pathloop.client.store.models import AuditLog, utcnow
+from pathloop.client.store.records import AuditEvent
 
 
 def subject(table: str, record_id: int) -> str:

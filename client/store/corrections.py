@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
 from pathloop.client.errors import ConflictError, RecordNotFoundError
 from pathloop.client.store import audit, rankings, slides
 from pathloop.client.store.models import Correction, CorrectionVersion, Raster, utcnow
 from pathloop.client.store.records import CorrectionRecord, PatchBox
-from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
 
 
 def save(

@@ -22,11 +22,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from pathloop.client.errors import ConflictError, SchemaError, StoreError
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
+
+from pathloop.client.errors import ConflictError, SchemaError, StoreError
 
 logger = logging.getLogger(__name__)
 

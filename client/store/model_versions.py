@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
 from pathloop.client.errors import RecordNotFoundError
 from pathloop.client.store import audit
 from pathloop.client.store.models import ModelVersion, utcnow
 from pathloop.client.store.records import ModelVersionRecord
-from sqlalchemy import insert
-from sqlalchemy.orm import Session
 
 
 def add(

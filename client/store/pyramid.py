@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
+
 from pathloop.client.store.records import Downsample
 
 MIN_LEVEL_SIZE = 256

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, cast, get_args
 
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
 from pathloop.client.errors import RecordNotFoundError
 from pathloop.client.store import audit, model_versions, slides
 from pathloop.client.store.models import RankedPatch, Ranking, utcnow
 from pathloop.client.store.records import PatchStatus, RankedPatchRecord, RankingRecord
-from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session
 
 _FIELDS = ("x", "y", "width", "height", "mpp", "score_sum", "score_mean")
 _INTS = frozenset({"x", "y", "width", "height"})

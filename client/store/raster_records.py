@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
 from pathloop.client.errors import RecordNotFoundError
 from pathloop.client.store import audit, model_versions, slides
 from pathloop.client.store.models import Raster, utcnow
 from pathloop.client.store.records import Downsample, RasterRecord
-from sqlalchemy import func, insert, select
-from sqlalchemy.orm import Session
 
 
 def add(session: Session, values: Mapping[str, Any], *, actor: str) -> RasterRecord:

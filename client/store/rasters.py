@@ -31,6 +31,8 @@ from typing import Any, cast
 import numpy as np
 import zarr
 from numpy.typing import ArrayLike, DTypeLike, NDArray
+from sqlalchemy import Engine
+
 from pathloop.client.errors import StoreError
 from pathloop.client.store import raster_records
 from pathloop.client.store.db import read_session, write_session
@@ -38,7 +40,6 @@ from pathloop.client.store.models import utcnow
 from pathloop.client.store.pyramid import build_level, level_shapes, multiscales
 from pathloop.client.store.records import Downsample, RasterRecord
 from pathloop.client.store.staging import Staged, StagingArea
-from sqlalchemy import Engine
 
 _KIND = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 CHUNK = 512

@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
 from pathloop.client.errors import RecordNotFoundError
 from pathloop.client.store import audit
 from pathloop.client.store.models import Slide, utcnow
 from pathloop.client.store.records import MppSource, SlideRecord
-from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 

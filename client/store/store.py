@@ -16,6 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from sqlalchemy import Engine
+
 from pathloop.client.errors import ConflictError
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import (
@@ -41,7 +43,6 @@ from pathloop.client.store.records import (
     TileRecord,
     TilingRecord,
 )
-from sqlalchemy import Engine
 
 logger = logging.getLogger(__name__)
 

@@ -11,14 +11,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 from typing import Any, cast
 
+from sqlalchemy import Engine, insert, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
 from pathloop.client.errors import RecordNotFoundError
 from pathloop.client.store import audit, slides
 from pathloop.client.store.db import read_session
 from pathloop.client.store.models import Tile, Tiling, utcnow
 from pathloop.client.store.records import TileRecord, TilingRecord
-from sqlalchemy import Engine, insert, select, tuple_, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 _BATCH = 10_000
 _REQUIRED = ("col", "row", "x", "y", "width", "height")

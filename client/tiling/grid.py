@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+
 from pathloop.client.errors import RegionError
 from pathloop.client.tiling.tissue import TissueMask
 

@@ -8,6 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+
 from pathloop.client.tiling.grid import TileGrid, TileSpec
 from pathloop.client.tiling.tissue import TissueMask
 from pathloop.client.wsi import RGBImage, Slide

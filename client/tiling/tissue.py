@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from pathloop.client.wsi import RGBImage, Slide
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 from skimage.morphology import remove_small_holes, remove_small_objects
+
+from pathloop.client.wsi import RGBImage, Slide
 
 BoolMask = NDArray[np.bool_]
 

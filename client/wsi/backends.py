@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import openslide
 import tiffslide
+
 from pathloop.client.wsi.metadata import SlideMetadata
 from pathloop.client.wsi.reader import RGBImage
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from pathloop.client.wsi.metadata import SlideMetadata
 from pathloop.client.wsi.reader import RGBImage, Slide
 

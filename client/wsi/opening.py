@@ -13,6 +13,7 @@ from pathlib import Path
 
 import openslide
 import tifffile
+
 from pathloop.client.errors import (
     CorruptSlideError,
     PathOutsideRootsError,

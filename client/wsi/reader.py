@@ -14,9 +14,10 @@ from typing import Protocol, Self
 
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
+
 from pathloop.client.errors import RegionError
 from pathloop.client.wsi.metadata import SlideMetadata
-from PIL import Image
 
 RGBImage = NDArray[np.uint8]
 """An ``(height, width, 3)`` uint8 RGB image."""

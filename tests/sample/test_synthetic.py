@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import openslide
-import pathloop.client.sample as sample
 import pytest
 import tifffile
 import tiffslide
+from PIL import Image
+
+import pathloop.client.sample as sample
 from pathloop.client.errors import RegionError
 from pathloop.client.sample import (
     SITE_STAINS,
@@ -24,7 +26,6 @@ from pathloop.client.sample import (
     read_mask_region,
     write_synthetic_slide,
 )
-from PIL import Image
 
 WIDTH, HEIGHT = 2048, 1536
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import SlideRecord, Store
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import PatchBox, Store
 from pathloop.client.store.staging import STAGING

@@ -6,6 +6,7 @@ import sqlite3
 
 import numpy as np
 import pytest
+
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import PatchBox, SlideRecord, Store
 

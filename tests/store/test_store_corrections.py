@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pytest
+
 from pathloop.client.errors import ConflictError, RecordNotFoundError
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import PatchBox, SlideRecord, Store

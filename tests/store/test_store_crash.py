@@ -22,12 +22,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import text
+from store_crash_writer import array_checksum, checksum, tile_rows
+
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import Store
 from pathloop.client.store.pyramid import downsample2, level_shapes
 from pathloop.client.store.staging import STAGING
-from sqlalchemy import text
-from store_crash_writer import array_checksum, checksum, tile_rows
 
 WRITER = Path(__file__).with_name("store_crash_writer.py")
 KILLS = 24

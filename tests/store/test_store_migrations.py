@@ -7,11 +7,12 @@ import sqlite3
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
 from pathloop.client.errors import SchemaError
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import Store, db
 from pathloop.client.store.models import Base
-from sqlalchemy import inspect
 
 TABLES = {
     "alembic_version",

@@ -18,12 +18,13 @@ import numpy as np
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
 from pathloop.client.errors import ConflictError
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import PatchBox, Store, db
 from pathloop.client.store.models import Base
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 
 URL = os.environ.get("PATHLOOP_TEST_POSTGRES_URL")
 pytestmark = pytest.mark.skipif(not URL, reason="PATHLOOP_TEST_POSTGRES_URL is not set")

@@ -9,6 +9,7 @@ from typing import Any, cast
 import numpy as np
 import pytest
 import zarr
+
 from pathloop.client.errors import StoreError
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import SlideRecord, Store, raster_records

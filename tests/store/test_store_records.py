@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pathloop.client.store
 import pytest
+from sqlalchemy import text
+
+import pathloop.client.store
 from pathloop.client.errors import RecordNotFoundError
 from pathloop.client.store import SlideRecord, Store
-from sqlalchemy import text
 
 
 def _slide_fields(label: str, **overrides: Any) -> dict[str, Any]:

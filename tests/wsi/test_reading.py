@@ -70,7 +70,7 @@ def test_boxes_tiff_has_four_levels_and_needs_a_resolution(shared_data: Path) ->
         meta = slide.metadata
         assert meta.level_dimensions == ((300, 250), (150, 125), (75, 62), (37, 31))
         # 72 dpi is what TIFF writers put when they know no resolution.
-        with pytest.raises(MissingResolutionError, match="boxes.tiff: the slide records no"):
+        with pytest.raises(MissingResolutionError, match=r"boxes\.tiff: the slide records no"):
             _ = meta.mpp
     with open_slide(path, mpp=0.25) as slide:
         assert slide.metadata.mpp_source == "user"

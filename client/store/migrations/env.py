@@ -8,8 +8,9 @@ logging set-up and no offline mode.
 from __future__ import annotations
 
 from alembic import context
-from pathloop.client.store.models import Base
 from sqlalchemy import Connection
+
+from pathloop.client.store.models import Base
 
 
 def _run_online(connection: Connection) -> None:
