@@ -1,35 +1,46 @@
-"""The seam between slide-level inference and a fold ensemble.
+"""The seam between the fold ensemble and everything that uses it.
 
-Inference (:mod:`pathloop.client.inference`) and the uncertainty maps only need an object
-that turns a batch of RGB tiles into every fold's softmax; the nnU-Net adapter provides the
-real one, tests use a small numpy fake. Importing this module imports neither torch nor
-nnunetv2.
+Other packages (slide inference, ranking, the demo) type against :class:`FoldPredictor`
+and never import torch or nnunetv2; this module imports neither. The real implementation
+is :class:`pathloop.client.segmentation.ensemble.Ensemble`; a numpy fake for fast tests is
+:class:`pathloop.client.segmentation.fake.FakeFoldPredictor`.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
 
+@runtime_checkable
 class FoldPredictor(Protocol):
-    """A K-fold ensemble predicting per-pixel class probabilities at one resolution."""
+    """K cross-validation folds that each give a softmax per pixel.
+
+    Attributes
+    ----------
+    n_folds:
+        Number of folds K.
+    n_classes:
+        Number of classes C (background is class 0).
+    mpp:
+        Resolution in µm/px that tiles must be read at (the training tiles' resolution).
+    """
 
     @property
     def n_folds(self) -> int:
-        """Number of folds ``K``."""
+        """Number of folds K."""
         ...
 
     @property
     def n_classes(self) -> int:
-        """Number of classes ``C`` (class 0 is background)."""
+        """Number of classes C, background (0) included."""
         ...
 
     @property
     def mpp(self) -> float:
-        """Resolution in µm/px the model was trained at (tiles must be read at it)."""
+        """Resolution in µm/px the tiles must be read at."""
         ...
 
     def predict_folds(self, images: NDArray[np.uint8]) -> NDArray[np.float32]:
@@ -38,12 +49,14 @@ class FoldPredictor(Protocol):
         Parameters
         ----------
         images:
-            ``(B, H, W, 3)`` uint8 RGB tiles at :attr:`mpp` µm/px.
+            ``(B, H, W, 3)`` uint8 RGB tiles at :attr:`mpp`, axis order batch, rows,
+            columns, channel.
 
         Returns
         -------
-        ndarray
-            ``(K, B, C, H, W)`` float32 per-fold probabilities (summing to 1 over ``C``).
+        numpy.ndarray
+            ``(K, B, C, H, W)`` float32: fold, tile, class, rows, columns; each fold's
+            probabilities sum to 1 over the class axis.
         """
         ...
 

@@ -1,0 +1,174 @@
+"""Training profiles: how big a network and how long a training.
+
+Two profiles ship:
+
+``tiny``
+    For CPUs (development machines, CI, the demo): a 4-stage U-Net with 8…64 features,
+    128×128 patches, batch 4, and a short schedule. On 2 cores one fold takes about a
+    minute and a half; tests shorten it further with :meth:`TrainingProfile.with_overrides`.
+``nnunet``
+    nnU-Net's own plans and schedule, untouched (1000 epochs of 250 iterations, patch size
+    and network from the experiment planner): for sites with a GPU.
+
+A profile never changes the normalisation: that is the task's business
+(:mod:`pathloop.client.segmentation.task`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from pathloop.client.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A plain-convolution U-Net (nnU-Net's ``PlainConvUNet``) that replaces the planned one.
+
+    Attributes
+    ----------
+    features_per_stage:
+        Feature maps per encoder stage, e.g. ``(8, 16, 32, 64)``.
+    strides:
+        Per stage, the stride of its first convolution along (rows, columns); the first
+        stage is ``(1, 1)``. The network's total stride is their product per axis.
+    n_conv_per_stage:
+        Convolutions per encoder stage.
+    n_conv_per_stage_decoder:
+        Convolutions per decoder stage (one fewer stage than the encoder).
+    kernel_size:
+        Edge of the square convolution kernels.
+    """
+
+    features_per_stage: tuple[int, ...]
+    strides: tuple[tuple[int, int], ...]
+    n_conv_per_stage: tuple[int, ...]
+    n_conv_per_stage_decoder: tuple[int, ...]
+    kernel_size: int = 3
+
+    def __post_init__(self) -> None:
+        n = len(self.features_per_stage)
+        if not (len(self.strides) == len(self.n_conv_per_stage) == n >= 2):
+            raise ConfigError("architecture: one stride and conv count per stage (>= 2 stages)")
+        if len(self.n_conv_per_stage_decoder) != n - 1:
+            raise ConfigError("architecture: the decoder has one stage fewer than the encoder")
+
+    @property
+    def total_stride(self) -> tuple[int, int]:
+        """Product of the strides per axis: tile sides must be multiples of it."""
+        rows = cols = 1
+        for r, c in self.strides:
+            rows, cols = rows * r, cols * c
+        return rows, cols
+
+
+@dataclass(frozen=True)
+class TrainingProfile:
+    """How to plan and train a 5-fold ensemble.
+
+    ``None`` fields keep nnU-Net's planned or default value.
+
+    Attributes
+    ----------
+    name:
+        Recorded in the model card.
+    n_folds:
+        Cross-validation folds (each fold is one member of the ensemble).
+    num_epochs, iterations_per_epoch, val_iterations_per_epoch:
+        The schedule (nnU-Net: 1000, 250, 50).
+    patch_size:
+        Training patch (rows, columns) in pixels.
+    batch_size:
+        Patches per iteration.
+    architecture:
+        Replaces the planned network when given.
+    initial_lr:
+        SGD's starting learning rate (nnU-Net: 1e-2, polynomial decay to 0).
+    hue_shift:
+        Largest hue rotation of the extra augmentation, as a fraction of the colour
+        circle (0.05 = ±18°), applied to half the training patches; 0 turns it off.
+        nnU-Net's own augmentation (mirroring along both axes, rotation, scaling,
+        brightness, contrast, gamma, blur, noise) always runs.
+    n_proc_data_augmentation:
+        Worker processes for nnU-Net's data augmentation (0 = in the training process).
+    """
+
+    name: str
+    n_folds: int = 5
+    num_epochs: int | None = None
+    iterations_per_epoch: int | None = None
+    val_iterations_per_epoch: int | None = None
+    patch_size: tuple[int, int] | None = None
+    batch_size: int | None = None
+    architecture: Architecture | None = None
+    initial_lr: float | None = None
+    hue_shift: float = 0.0
+    n_proc_data_augmentation: int = 1
+
+    def __post_init__(self) -> None:
+        if self.n_folds < 2:
+            raise ConfigError(f"profile {self.name!r}: n_folds must be >= 2")
+        if not 0.0 <= self.hue_shift <= 0.5:
+            raise ConfigError(f"profile {self.name!r}: hue_shift must lie in [0, 0.5]")
+        for key in ("num_epochs", "iterations_per_epoch", "val_iterations_per_epoch",
+                    "batch_size"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"profile {self.name!r}: {key} must be >= 1, got {value}")
+        if self.patch_size is not None and self.architecture is not None:
+            stride = self.architecture.total_stride
+            if any(p % s for p, s in zip(self.patch_size, stride, strict=True)):
+                raise ConfigError(
+                    f"profile {self.name!r}: patch {self.patch_size} is not a multiple of "
+                    f"the network's total stride {stride}"
+                )
+
+    def with_overrides(self, **changes: Any) -> TrainingProfile:
+        """A copy with some fields changed, e.g. ``TINY.with_overrides(num_epochs=2)``."""
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready description for the model card."""
+        return dataclasses.asdict(self)
+
+
+TINY = TrainingProfile(
+    name="tiny",
+    num_epochs=15,
+    iterations_per_epoch=30,
+    val_iterations_per_epoch=5,
+    patch_size=(128, 128),
+    batch_size=4,
+    architecture=Architecture(
+        features_per_stage=(8, 16, 32, 64),
+        strides=((1, 1), (2, 2), (2, 2), (2, 2)),
+        n_conv_per_stage=(2, 2, 2, 2),
+        n_conv_per_stage_decoder=(2, 2, 2),
+    ),
+)
+
+NNUNET = TrainingProfile(name="nnunet")
+
+PROFILES: Mapping[str, TrainingProfile] = MappingProxyType({p.name: p for p in (TINY, NNUNET)})
+
+
+def get_profile(name: str) -> TrainingProfile:
+    """The profile called ``name`` (``"tiny"`` or ``"nnunet"``).
+
+    Raises
+    ------
+    ConfigError
+        No such profile.
+    """
+    try:
+        return PROFILES[name]
+    except KeyError:
+        known = ", ".join(PROFILES)
+        raise ConfigError(f"unknown training profile {name!r} (known: {known})") from None
+
+
+__all__ = ["NNUNET", "PROFILES", "TINY", "Architecture", "TrainingProfile", "get_profile"]

@@ -1,0 +1,91 @@
+"""nnU-Net's trainer with the few things pathloop adds: a schedule, start weights, hue.
+
+:class:`PathloopTrainer` is ``nnUNetTrainer`` with the same ``__init__`` signature (nnU-Net
+records the arguments by name and rebuilds trainers from them). Everything else is set as
+attributes after construction and before :meth:`run_training`:
+
+- ``num_epochs``, ``num_iterations_per_epoch``, ``num_val_iterations_per_epoch``,
+  ``initial_lr`` (nnU-Net's own attributes);
+- ``initial_weights``: a state dict loaded strictly into the network after it is built,
+  to fine-tune or retrain a fold from its previous weights;
+- ``hue_shift``: adds :class:`HueRotationTransform` to the training augmentation;
+- ``plot_every``: nnU-Net redraws ``progress.png`` after every epoch (≈0.8 s with
+  matplotlib, a fifth of a tiny epoch); here every ``plot_every`` epochs and at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from batchgeneratorsv2.transforms.utils.random import RandomTransform
+from nnunetv2.training.logging.nnunet_logger import MetaLogger
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from pathloop.client.segmentation.augmentation import HueRotationTransform
+
+HUE_PROBABILITY = 0.5
+
+
+class _SparsePlotLogger(MetaLogger):
+    """nnU-Net's logger, drawing the progress plot only every ``every`` calls."""
+
+    def __init__(self, output_folder: str, every: int) -> None:
+        super().__init__(output_folder, False)
+        self.every = max(1, every)
+        self.calls = 0
+
+    def plot_progress_png(self, output_folder: str) -> None:
+        self.calls += 1
+        if self.calls % self.every == 0:
+            super().plot_progress_png(output_folder)
+
+    def plot_now(self, output_folder: str) -> None:
+        super().plot_progress_png(output_folder)
+
+
+class PathloopTrainer(nnUNetTrainer):
+    """``nnUNetTrainer`` plus start weights, hue augmentation and sparse progress plots."""
+
+    def __init__(self, plans: dict[str, Any], configuration: str, fold: int,
+                 dataset_json: dict[str, Any],
+                 device: torch.device = torch.device("cuda")) -> None:
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.initial_weights: Mapping[str, torch.Tensor] | None = None
+        self.hue_shift = 0.0
+        self.plot_every = 10
+        self.logger = _SparsePlotLogger(self.output_folder, self.plot_every)
+
+    def initialize(self) -> None:
+        """Build network, optimiser and loss; then load :attr:`initial_weights` if given.
+
+        Raises
+        ------
+        RuntimeError
+            From ``load_state_dict`` when the weights do not fit the planned network.
+        """
+        super().initialize()
+        self.logger.every = max(1, self.plot_every)
+        if self.initial_weights is not None:
+            self.network.load_state_dict(dict(self.initial_weights), strict=True)
+
+    def get_training_transforms(self, *args: Any, **kwargs: Any) -> Any:
+        """nnU-Net's training augmentation, plus a hue rotation when ``hue_shift > 0``."""
+        transforms = super().get_training_transforms(*args, **kwargs)
+        if self.hue_shift > 0 and self.num_input_channels is not None \
+                and self.num_input_channels >= 3:
+            hue = RandomTransform(HueRotationTransform(self.hue_shift),
+                                  apply_probability=HUE_PROBABILITY)
+            # After the spatial transform (index 0), with the other intensity transforms.
+            transforms.transforms.insert(1, hue)
+        return transforms
+
+    def on_train_end(self) -> None:
+        """nnU-Net's end of training, plus the final progress plot."""
+        super().on_train_end()
+        if isinstance(self.logger, _SparsePlotLogger):
+            self.logger.plot_now(self.output_folder)
+
+
+__all__ = ["HUE_PROBABILITY", "PathloopTrainer"]
