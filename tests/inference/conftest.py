@@ -1,75 +1,14 @@
-"""Fixtures of the inference tests: a numpy fold ensemble and a store with one slide."""
+"""Fixtures of the inference tests: a store in a temporary folder."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-from numpy.typing import NDArray
-from scipy import ndimage
 
 from pathloop.client.settings import SiteSettings
-from pathloop.client.store import SlideRecord, Store
-
-
-class ThresholdFolds:
-    """A fake K-fold ensemble: thresholds on (optionally box-blurred) darkness.
-
-    Class ``c >= 1`` starts where the darkness passes ``thresholds[c - 1]``; each fold shifts
-    the thresholds by its own offset, so the folds disagree near class boundaries and agree
-    far from them. With ``radius > 0`` a pixel depends on its ``(2 r + 1)²`` neighbourhood
-    (edge-padded at the tile border), like a small network's receptive field.
-    ``disagreement`` adds a per-fold constant to the logits everywhere, glass included.
-    """
-
-    def __init__(self, *, n_folds: int = 5, n_classes: int = 2, mpp: float = 1.0,
-                 radius: int = 0, sharpness: float = 30.0, spread: float = 0.05,
-                 thresholds: tuple[float, ...] = (0.25, 0.5),
-                 disagreement: float = 0.0) -> None:
-        self._n_folds = n_folds
-        self._n_classes = n_classes
-        self._mpp = mpp
-        self.radius = radius
-        self.sharpness = sharpness
-        self.offsets = np.linspace(-spread, spread, n_folds)
-        self.bias = np.linspace(-disagreement, disagreement, n_folds)
-        self.thresholds = thresholds[: n_classes - 1]
-        self.calls = 0
-
-    @property
-    def n_folds(self) -> int:
-        return self._n_folds
-
-    @property
-    def n_classes(self) -> int:
-        return self._n_classes
-
-    @property
-    def mpp(self) -> float:
-        return self._mpp
-
-    def predict_folds(self, images: NDArray[np.uint8]) -> NDArray[np.float32]:
-        self.calls += 1
-        darkness = 1.0 - images.astype(np.float64).mean(axis=-1) / 255.0  # (B, H, W)
-        if self.radius:
-            size = 2 * self.radius + 1
-            darkness = ndimage.uniform_filter(darkness, size=(1, size, size), mode="nearest")
-        batch, height, width = darkness.shape
-        out = np.empty((self.n_folds, batch, self.n_classes, height, width), np.float32)
-        for k in range(self.n_folds):
-            # P(class >= c) for c = 1 … C-1, decreasing in c; P(class >= 0) = 1.
-            above = [np.ones_like(darkness)]
-            for threshold in self.thresholds:
-                logit = self.sharpness * (darkness - threshold - self.offsets[k]) + self.bias[k]
-                above.append(1.0 / (1.0 + np.exp(-logit)))
-            above.append(np.zeros_like(darkness))
-            for c in range(self.n_classes):
-                out[k, :, c] = np.clip(above[c] - above[c + 1], 0.0, 1.0)
-            out[k] /= out[k].sum(axis=1, keepdims=True)
-        return out
+from pathloop.client.store import Store
 
 
 @pytest.fixture
@@ -77,11 +16,3 @@ def store(tmp_path: Path) -> Iterator[Store]:
     """An open store in a temporary folder."""
     with Store.open(SiteSettings(site_id="site-a", data_dir=tmp_path / "data")) as opened:
         yield opened
-
-
-def add_slide(store: Store, name: str, width: int, height: int, mpp: float) -> SlideRecord:
-    """Record a slide (the file itself is never opened by the store)."""
-    record, _ = store.add_slide(
-        content_hash=hashlib.sha256(name.encode()).hexdigest(), name=name,
-        path=f"/slides/{name}", width=width, height=height, mpp_x=mpp, mpp_y=mpp)
-    return record

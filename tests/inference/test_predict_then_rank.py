@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ThresholdFolds, add_slide
+from fake_ensemble import ThresholdFolds, add_slide
 
 from pathloop.client.inference import predict_slide
 from pathloop.client.ranking import PatchSpec, RandomForegroundStrategy, rank_slide

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ThresholdFolds, add_slide
+from fake_ensemble import ThresholdFolds, add_slide
 
 import pathloop.client.inference as inference
 from pathloop.client.errors import RegionError
@@ -220,3 +222,12 @@ def test_memory_does_not_grow_with_the_slide(store: Store) -> None:
 def test_public_surface() -> None:
     assert inference.__all__ == sorted(inference.__all__)
     assert all(hasattr(inference, name) for name in inference.__all__)
+
+
+def test_inference_and_ranking_import_neither_torch_nor_nnunet() -> None:
+    code = ("import sys, pathloop.client.inference, pathloop.client.ranking, "
+            "pathloop.client.uncertainty; "
+            "print(sorted(m for m in ('torch', 'nnunetv2') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

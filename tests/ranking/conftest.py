@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from pathloop.client.settings import SiteSettings
-from pathloop.client.store import RasterRecord, SlideRecord, Store
+from pathloop.client.store import Store
 from pathloop.client.tiling import TissueMask, compute_tissue_mask
 from pathloop.client.wsi import Slide, open_slide
 
@@ -33,20 +31,3 @@ def cmu(cmu_svs: Path) -> Iterator[Slide]:
 def cmu_tissue(cmu: Slide) -> TissueMask:
     """The CMU slide's tissue mask (8 µm/px)."""
     return compute_tissue_mask(cmu)
-
-
-def add_slide(store: Store, name: str, slide: Slide) -> SlideRecord:
-    """Record ``slide`` in ``store`` under ``name``."""
-    meta = slide.metadata
-    record, _ = store.add_slide(
-        content_hash=hashlib.sha256(name.encode()).hexdigest(), name=name,
-        path=f"/slides/{name}", width=meta.width, height=meta.height, mpp_x=meta.mpp,
-        mpp_y=meta.mpp)
-    return record
-
-
-def save_uncertainty(store: Store, slide_id: int, values: np.ndarray, mpp: float,
-                     model_version_id: int | None = None) -> RasterRecord:
-    """Store ``values`` (``(H, W)``) as the slide's float16 uncertainty raster at ``mpp``."""
-    return store.rasters.save(values.astype(np.float16), slide_id, "uncertainty", mpp=mpp,
-                              downsample="mean", model_version_id=model_version_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import add_slide, save_uncertainty
+from ranking_records import add_slide, save_uncertainty
 
 from pathloop.client.errors import RecordNotFoundError
 from pathloop.client.ranking import (
