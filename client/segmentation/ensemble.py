@@ -11,8 +11,9 @@ It differs from nnU-Net's predictor on purpose:
 
 Inputs are normalised exactly as nnU-Net preprocessed the training cases (per tile, per
 channel; see :mod:`pathloop.client.segmentation.normalization`). Tiles whose sides are not
-multiples of the network's total stride are padded at the bottom and right with the
-normalised value 0 (nnU-Net pads with 0 too) and the output is cropped back.
+multiples of the network's total stride, or smaller than the training patch, are padded at
+the bottom and right with the normalised value 0 (as nnU-Net's predictor pads) and the
+output is cropped back.
 """
 
 from __future__ import annotations
@@ -232,12 +233,18 @@ class Ensemble:
         return np.concatenate([images, extra], axis=3)
 
     def _to_network_layout(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) → nnU-Net's axis order, padded to multiples of the total stride."""
+        """(N, C, H, W) → nnU-Net's axis order, padded as nnU-Net's predictor pads.
+
+        Sides grow to multiples of the total stride and to at least the training patch
+        (instance norm needs more than one value per channel at the bottleneck).
+        """
         if self._spatial_axes == (1, 0):
             x = x.transpose(2, 3)
         rows, cols = x.shape[2], x.shape[3]
-        pad_rows = -rows % self._total_stride[0]
-        pad_cols = -cols % self._total_stride[1]
+        patch = self.card.patch_size if self._spatial_axes == (0, 1) \
+            else self.card.patch_size[::-1]
+        pad_rows = max(rows + -rows % self._total_stride[0], patch[0]) - rows
+        pad_cols = max(cols + -cols % self._total_stride[1], patch[1]) - cols
         if pad_rows or pad_cols:
             x = torch.nn.functional.pad(x, (0, pad_cols, 0, pad_rows), value=0.0)
         return x.contiguous()

@@ -17,6 +17,7 @@ A profile never changes the normalisation: that is the task's business
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -132,8 +133,9 @@ class TrainingProfile:
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready description for the model card."""
-        return dataclasses.asdict(self)
+        """A JSON-ready description for the model card (tuples as lists)."""
+        data: dict[str, Any] = json.loads(json.dumps(dataclasses.asdict(self)))
+        return data
 
 
 TINY = TrainingProfile(

@@ -79,6 +79,8 @@ class PathloopTrainer(nnUNetTrainer):
                                   apply_probability=HUE_PROBABILITY)
             # After the spatial transform (index 0), with the other intensity transforms.
             transforms.transforms.insert(1, hue)
+            self.print_to_log_file(f"pathloop: hue rotation up to ±{self.hue_shift} turns "
+                                   f"on {HUE_PROBABILITY:.0%} of the training patches")
         return transforms
 
     def on_train_end(self) -> None:
