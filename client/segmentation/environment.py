@@ -36,7 +36,7 @@ def nnunet_environment(
     raw: Path | None = None,
     preprocessed: Path | None = None,
     results: Path | None = None,
-    n_proc_data_augmentation: int = 1,
+    n_proc_data_augmentation: int | None = 1,
     compile_network: bool = False,
 ) -> Iterator[None]:
     """Set nnU-Net's variables for the duration of a ``with`` block, then restore them.
@@ -46,7 +46,8 @@ def nnunet_environment(
     raw, preprocessed, results:
         nnU-Net's three folders; ``None`` leaves the variable unset inside the block.
     n_proc_data_augmentation:
-        ``nnUNet_n_proc_DA``: data augmentation worker processes (0 = none).
+        ``nnUNet_n_proc_DA``: data augmentation worker processes (0 = none); ``None``
+        leaves it unset, so nnU-Net picks (12, capped at the CPU count).
     compile_network:
         ``nnUNet_compile``: whether nnU-Net may ``torch.compile`` the network (nnU-Net
         never compiles on the CPU anyway).
@@ -56,7 +57,8 @@ def nnunet_environment(
         "nnUNet_raw": None if raw is None else str(raw),
         "nnUNet_preprocessed": None if preprocessed is None else str(preprocessed),
         "nnUNet_results": None if results is None else str(results),
-        "nnUNet_n_proc_DA": str(int(n_proc_data_augmentation)),
+        "nnUNet_n_proc_DA": None if n_proc_data_augmentation is None
+        else str(int(n_proc_data_augmentation)),
         "nnUNet_compile": "t" if compile_network else "f",
         "nnUNet_wandb_enabled": "0",
     })

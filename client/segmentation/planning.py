@@ -94,8 +94,11 @@ def prepare_workspace(root: Path, dataset: RawDataset) -> Workspace:
     workspace = Workspace(root=root, dataset_name=f"Dataset{DATASET_ID:03d}_{dataset.task.name}")
     for folder in (workspace.raw, workspace.preprocessed_dataset, workspace.results):
         folder.mkdir(parents=True, exist_ok=True)
-    if not workspace.raw_dataset.exists():
-        workspace.raw_dataset.symlink_to(dataset.path.resolve(), target_is_directory=True)
+    # A reused work_dir may hold an earlier job: point raw at this dataset, drop old results.
+    if workspace.raw_dataset.is_symlink():
+        workspace.raw_dataset.unlink()
+    workspace.raw_dataset.symlink_to(dataset.path.resolve(), target_is_directory=True)
+    shutil.rmtree(workspace.results / workspace.dataset_name, ignore_errors=True)
     return workspace
 
 
@@ -168,7 +171,7 @@ def make_plans(
     if base_plans is not None:
         plans = copy.deepcopy(dict(base_plans))
     else:
-        planner = ExperimentPlanner(DATASET_ID, plans_name=PLANS_IDENTIFIER)
+        planner = ExperimentPlanner(workspace.dataset_name, plans_name=PLANS_IDENTIFIER)
         plans = planner.plan_experiment()
         plans = json.loads(json.dumps(plans, default=_json_number))  # → plain JSON types
         _apply_profile(plans["configurations"][CONFIGURATION], profile)

@@ -4,8 +4,11 @@ Two profiles ship:
 
 ``tiny``
     For CPUs (development machines, CI, the demo): a 4-stage U-Net with 8…64 features,
-    128×128 patches, batch 4, and a short schedule. On 2 cores one fold takes about a
-    minute and a half; tests shorten it further with :meth:`TrainingProfile.with_overrides`.
+    128×128 patches, batch 4, 25 epochs of 30 iterations, data augmentation in the training
+    process (on 2 cores a worker process only competes with the network for the cores).
+    Measured on 2 cores with 120 MoNuSeg tiles of 256² at 0.5 µm/px: about 65 s per fold,
+    5½ minutes for 5 folds, held-out Dice ≈ 0.74 per fold. Tests shorten it further with
+    :meth:`TrainingProfile.with_overrides`.
 ``nnunet``
     nnU-Net's own plans and schedule, untouched (1000 epochs of 250 iterations, patch size
     and network from the experiment planner): for sites with a GPU.
@@ -95,7 +98,8 @@ class TrainingProfile:
         nnU-Net's own augmentation (mirroring along both axes, rotation, scaling,
         brightness, contrast, gamma, blur, noise) always runs.
     n_proc_data_augmentation:
-        Worker processes for nnU-Net's data augmentation (0 = in the training process).
+        Worker processes for nnU-Net's data augmentation (0 = in the training process);
+        ``None`` lets nnU-Net decide (up to 12, capped at the CPU count).
     """
 
     name: str
@@ -108,7 +112,7 @@ class TrainingProfile:
     architecture: Architecture | None = None
     initial_lr: float | None = None
     hue_shift: float = 0.0
-    n_proc_data_augmentation: int = 1
+    n_proc_data_augmentation: int | None = None
 
     def __post_init__(self) -> None:
         if self.n_folds < 2:
@@ -140,11 +144,12 @@ class TrainingProfile:
 
 TINY = TrainingProfile(
     name="tiny",
-    num_epochs=15,
+    num_epochs=25,
     iterations_per_epoch=30,
     val_iterations_per_epoch=5,
     patch_size=(128, 128),
     batch_size=4,
+    n_proc_data_augmentation=0,
     architecture=Architecture(
         features_per_stage=(8, 16, 32, 64),
         strides=((1, 1), (2, 2), (2, 2), (2, 2)),

@@ -296,8 +296,9 @@ def _read_parent(
 
 
 def _environment(
-    folders: tuple[Path, Path, Path], n_proc_data_augmentation: int = 1
+    folders: tuple[Path, Path, Path], n_proc_data_augmentation: int | None = 1
 ) -> contextlib.AbstractContextManager[None]:
+    # Planning needs at least 1: nnU-Net's planner calls torch.set_num_threads with it.
     raw, preprocessed, results = folders
     return nnunet_environment(raw=raw, preprocessed=preprocessed, results=results,
                               n_proc_data_augmentation=n_proc_data_augmentation)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_nnunet import synthetic_cases
+from tiny_nnunet import NUCLEI, synthetic_cases
 
 from pathloop.client.segmentation import (
     TINY,
@@ -29,7 +29,8 @@ def test_train_and_predict_with_an_extra_channel(tmp_path: Path) -> None:
     profile = TINY.with_overrides(n_folds=2, num_epochs=1, iterations_per_epoch=3,
                                   val_iterations_per_epoch=1, patch_size=(64, 64),
                                   batch_size=2, n_proc_data_augmentation=0)
-    card = train_ensemble(dataset, tmp_path / "model", profile=profile)
+    card = train_ensemble(dataset, tmp_path / "model", profile=profile,
+                          work_dir=tmp_path / "work")
     assert card.task == UPGRADE and card.folds == (0, 1)
     plans = json.loads((tmp_path / "model" / "plans.json").read_text())
     assert plans["configurations"]["2d"]["normalization_schemes"] == \
@@ -41,3 +42,11 @@ def test_train_and_predict_with_an_extra_channel(tmp_path: Path) -> None:
     probs = ensemble.predict_folds(images, extra)
     assert probs.shape == (2, 2, 2, 64, 64)
     np.testing.assert_allclose(probs.sum(axis=2), 1.0, atol=1e-5)
+
+    # A kept work_dir can serve the next job, with another task.
+    nuclei = export_dataset(synthetic_cases(6, extra=False), tmp_path / "nuclei", NUCLEI,
+                            mpp=1.0)
+    second = train_ensemble(nuclei, tmp_path / "model2", profile=profile,
+                            work_dir=tmp_path / "work")
+    assert second.task == NUCLEI
+    assert Ensemble.load(tmp_path / "model2").predict_folds(images).shape == (2, 2, 2, 64, 64)

@@ -166,3 +166,14 @@ def test_trained_model_with_a_missing_fold_or_edited_plans(tiny_model: TrainedMo
     (model_copy / "fold_4" / "checkpoint_final.pth").unlink()
     with pytest.raises(MissingFoldError, match="fold 4"):
         Ensemble.load(model_copy)
+
+
+@pytest.mark.parametrize(("key", "value"), [("network_class_name", "subprocess.Popen"),
+                                            ("conv_op", "os.system")])
+def test_plans_naming_other_callables_are_refused(broken: Path, key: str, value: str) -> None:
+    plans = json.loads((broken / "plans.json").read_text())
+    architecture = plans["configurations"]["2d"]["architecture"]
+    (architecture if key == "network_class_name" else architecture["arch_kwargs"])[key] = value
+    (broken / "plans.json").write_text(json.dumps(plans))
+    with pytest.raises(ModelError, match=f"refusing to import '{value}'"):
+        Ensemble.load(broken)
