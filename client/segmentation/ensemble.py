@@ -247,8 +247,7 @@ class Ensemble:
         if self._spatial_axes == (1, 0):
             x = x.transpose(2, 3)
         rows, cols = x.shape[2], x.shape[3]
-        patch = self.card.patch_size if self._spatial_axes == (0, 1) \
-            else self.card.patch_size[::-1]
+        patch = self.card.patch_size  # like the strides, already in nnU-Net's axis order
         pad_rows = max(rows + -rows % self._total_stride[0], patch[0]) - rows
         pad_cols = max(cols + -cols % self._total_stride[1], patch[1]) - cols
         if pad_rows or pad_cols:
