@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pathloop.client.errors import PathloopError
+from pathloop.client.errors import ConfigError, PathloopError
 from pathloop.client.settings import SiteSettings
 
 if TYPE_CHECKING:
@@ -168,6 +168,103 @@ def tile(
         highlight=False)
 
 
+model_app = typer.Typer(help="Train and inspect fold ensembles.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("train")
+def model_train(
+    name: str = typer.Option(..., "--name", help="Name of the new model version."),
+    images: Path | None = typer.Option(None, "--images", help="Folder of RGB tiles."),
+    masks: Path | None = typer.Option(None, "--masks",
+                                      help="Folder of label masks named like the tiles."),
+    mpp: float | None = typer.Option(None, "--mpp", help="µm/px of the tiles."),
+    labels: str = typer.Option("background,foreground", "--labels",
+                               help="Label names, value 0 first."),
+    parent: int | None = typer.Option(None, "--parent",
+                                      help="Model version to continue from."),
+    corrections: bool = typer.Option(False, "--corrections",
+                                     help="Add this site's corrected patches."),
+    profile: str = typer.Option("tiny", "--profile", help="tiny (CPU) or nnunet (GPU)."),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """Train a 5-fold ensemble on tiles (and corrections); record it as a model version."""
+    from pathloop.client.loop import correction_cases, folder_cases, train_model
+    from pathloop.client.segmentation import SegmentationTask, get_profile
+
+    settings = _settings()
+    with _store(settings) as store:
+        parent_version = store.get_model_version(parent) if parent is not None else None
+        task = SegmentationTask("custom", {n: i for i, n in enumerate(labels.split(","))})
+        if parent_version is not None:
+            mpp = mpp or float(parent_version.provenance["mpp"])
+        if mpp is None:
+            raise ConfigError("--mpp is needed: the resolution of the training tiles")
+        cases = list(folder_cases(images, masks)) if images and masks else []
+        used = store.latest_corrections(settings.site_id) if corrections else []
+        cases += list(correction_cases(settings, store, used))
+        console.print(f"training {name!r} on {len(cases)} tiles "
+                      f"({len(used)} corrections) with the {profile} profile …")
+        version = train_model(settings, store, cases, task=task, mpp=mpp,
+                              profile=get_profile(profile), name=name, parent=parent_version,
+                              corrections=used, device=device)
+    console.print(f"model version {version.id} {version.name} at {version.weights_uri}",
+                  highlight=False)
+
+
+@app.command("predict")
+def predict(
+    slide: str = typer.Argument(..., help="Slide id, content-hash prefix or path."),
+    model: int = typer.Option(..., "--model", help="Model version id."),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """Every fold over the slide's tissue: prediction and uncertainty rasters."""
+    from pathloop.client.loop import load_ensemble, predict_stored_slide
+    from pathloop.client.workflows import find_slide
+
+    settings = _settings()
+    with _store(settings) as store, _progress() as progress:
+        record = find_slide(store, slide)
+        version = store.get_model_version(model)
+        ensemble = load_ensemble(version, device)
+        task = progress.add_task(f"predicting {record.name}", total=None)
+        result = predict_stored_slide(settings, store, record, ensemble, version,
+                                      progress=lambda d, t: progress.update(
+                                          task, completed=d, total=t))
+    console.print(f"slide {record.id}: {result.n_tiles} tiles, {result.shape[1]}×"
+                  f"{result.shape[0]} px maps at {result.mpp} µm/px in {result.seconds:.1f} s "
+                  f"({', '.join(str(k) for k in result.rasters)})", highlight=False)
+
+
+@app.command("rank")
+def rank(
+    slides: list[str] = typer.Argument(..., help="Predicted slides (id, hash or path)."),
+    k: int = typer.Option(5, "--k", min=1, help="Patches per slide for the worklist."),
+    strategy: str = typer.Option("uga", "--strategy", help="uga or random (the baseline)."),
+    patch_size: int = typer.Option(1024, "--patch-size", help="Patch edge in pixels."),
+    patch_mpp: float = typer.Option(1.0, "--patch-mpp", help="Patch resolution in µm/px."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Rank predicted slides' patches by uncertainty and fill the worklist."""
+    from pathloop.client.loop import rank_stored_slide
+    from pathloop.client.ranking import PatchSpec
+    from pathloop.client.workflows import find_slide
+
+    settings = _settings()
+    spec = PatchSpec(size=patch_size, mpp=patch_mpp)
+    table = Table("slide", "rank", "x", "y", "size", "mean u", "sum u")
+    with _store(settings) as store:
+        for reference in slides:
+            record = find_slide(store, reference)
+            ranked = rank_stored_slide(settings, store, record, spec=spec, k=k,
+                                       strategy=strategy, seed=seed)
+            for patch in store.ranked_patches(ranked.ranking.id):
+                table.add_row(record.name, str(patch.rank), str(patch.x), str(patch.y),
+                              f"{patch.width}", f"{patch.score_mean:.4f}",
+                              f"{patch.score_sum:.1f}")
+    console.print(table)
+
+
 @app.command("demo")
 def demo(
     workdir: Path = typer.Option(Path("pathloop-demo"), "--workdir",
@@ -176,6 +273,8 @@ def demo(
     slides_per_site: int = typer.Option(2, "--slides-per-site", min=1, max=10),
     size: int = typer.Option(4096, "--size", min=1024, max=65536,
                              help="Edge of each sample slide in pixels."),
+    loop: bool = typer.Option(True, "--loop/--no-loop",
+                              help="Run the UGA loop (train, rank, correct, retrain)."),
 ) -> None:
     """Run the whole site loop on sample slides made for the demo."""
     from pathloop.client.demo import run_demo
@@ -187,7 +286,7 @@ def demo(
             progress.update(task, description=message, completed=done, total=total)
 
         summary = run_demo(workdir, n_sites=sites, slides_per_site=slides_per_site,
-                           size=size, progress=report)
+                           size=size, loop=loop, progress=report)
     table = Table("site", "slide", "size", "µm/px", "tissue", "tiles kept", "dropped", "seconds",
                   title="pathloop demo: sample slides ingested and tiled")
     for row in summary.rows:

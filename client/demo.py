@@ -7,16 +7,23 @@ stages of the loop (ensemble, ranking, federation, viewer) extend :func:`run_dem
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pathloop.client.errors import InputError
 from pathloop.client.sample import SyntheticSlide, make_sample_sites, read_mask_region
+from pathloop.client.segmentation import TrainingProfile
 from pathloop.client.settings import SiteSettings
-from pathloop.client.store import Store
+from pathloop.client.store import SlideRecord, Store
 from pathloop.client.workflows import TilingResult, ingest_slide, tile_slide
+
+if TYPE_CHECKING:
+    from pathloop.client.demo_loop import SiteOutcome
 
 DemoProgress = Callable[[str, int, int], None]
 """Called with ``(what, done, total)``."""
@@ -46,6 +53,7 @@ class DemoSummary:
     workdir: Path
     rows: list[DemoRow] = field(default_factory=list)
     site_dirs: dict[str, Path] = field(default_factory=dict)
+    outcomes: list[SiteOutcome] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         """A short human report."""
@@ -58,6 +66,11 @@ class DemoSummary:
         ]
         lines += [f"Site {site}: store and rasters in {path}"
                   for site, path in self.site_dirs.items()]
+        for outcome in self.outcomes:
+            lines.append(
+                f"{outcome.site_id}: {outcome.corrections} most uncertain patches corrected; "
+                f"tumour Dice on its held-out slide {outcome.dice_before:.3f} → "
+                f"{outcome.dice_after:.3f}")
         return lines
 
 
@@ -68,9 +81,19 @@ def site_settings(workdir: Path, site_id: str) -> SiteSettings:
 
 
 def run_demo(workdir: Path, *, n_sites: int = 3, slides_per_site: int = 2, size: int = 4096,
-             seed: int = 0, progress: DemoProgress | None = None) -> DemoSummary:
-    """Make sample slides for ``n_sites`` sites, ingest and tile them at each site's node."""
+             seed: int = 0, loop: bool = True, k: int = 5,
+             profiles: tuple[TrainingProfile, TrainingProfile] | None = None,
+             progress: DemoProgress | None = None) -> DemoSummary:
+    """Make sample slides for ``n_sites`` sites, ingest and tile them at each site's node,
+    then (``loop``) run the UGA loop: baseline at the first site, worklists, corrections
+    and retraining at the others (:mod:`pathloop.client.demo_loop`).
+
+    The sample slides are kept between runs; the site nodes' folders are made anew.
+    ``profiles`` are the (baseline, retraining) training profiles.
+    """
     workdir = workdir.expanduser().resolve()
+    if loop and (n_sites < 2 or slides_per_site < 2):
+        raise InputError("the demo's loop needs at least 2 sites with 2 slides each")
     notify = progress or (lambda what, done, total: None)
     notify("making sample slides", 0, n_sites * slides_per_site)
     sites = make_sample_sites(workdir / "samples", n_sites=n_sites,
@@ -79,6 +102,7 @@ def run_demo(workdir: Path, *, n_sites: int = 3, slides_per_site: int = 2, size:
     for site_id, slides in sites.items():
         settings = site_settings(workdir, site_id)
         summary.site_dirs[site_id] = settings.data_dir
+        shutil.rmtree(settings.data_dir, ignore_errors=True)
         with Store.open(settings) as store:
             for sample in slides:
                 ingested = ingest_slide(settings, store, sample.slide_path)
@@ -90,7 +114,38 @@ def run_demo(workdir: Path, *, n_sites: int = 3, slides_per_site: int = 2, size:
 
                 result = tile_slide(settings, store, ingested.slide, progress=step)
                 summary.rows.append(_row(site_id, sample, result, store))
+    if loop:
+        _run_loop(workdir, sites, summary, k, profiles, notify)
     return summary
+
+
+def _run_loop(workdir: Path, sites: dict[str, list[SyntheticSlide]], summary: DemoSummary,
+              k: int, profiles: tuple[TrainingProfile, TrainingProfile] | None,
+              notify: DemoProgress) -> None:
+    from pathloop.client import demo_loop
+
+    base_profile, retrain_profile = profiles or (demo_loop.DEMO_PROFILE,
+                                                 demo_loop.RETRAIN_PROFILE)
+    (first, first_slides), *others = sites.items()
+    notify(f"{first}: training the baseline 5-fold ensemble", 0, len(sites))
+    settings = site_settings(workdir, first)
+    with Store.open(settings) as store:
+        pairs = _pairs(store, first_slides)
+        baseline, cases = demo_loop.train_baseline(settings, store, pairs, base_profile)
+    for done, (site_id, slides) in enumerate(others, start=1):
+        notify(f"{site_id}: predict, rank, correct, retrain", done, len(sites))
+        settings = site_settings(workdir, site_id)
+        with Store.open(settings) as store:
+            received = demo_loop.receive_model(store, baseline, first)
+            pool, test = _pairs(store, slides)[:2]
+            summary.outcomes.append(demo_loop.run_site(
+                settings, store, received, cases, pool, test, k=k, profile=retrain_profile))
+
+
+def _pairs(store: Store, samples: list[SyntheticSlide]) -> list[tuple[SlideRecord,
+                                                                      SyntheticSlide]]:
+    by_name = {record.name: record for record in store.list_slides()}
+    return [(by_name[sample.slide_path.name], sample) for sample in samples]
 
 
 def _row(site_id: str, sample: SyntheticSlide, result: TilingResult, store: Store) -> DemoRow:

@@ -11,7 +11,7 @@ from pathloop.client.store import Store
 
 
 def test_demo_ingests_and_tiles_every_site(tmp_path: Path) -> None:
-    summary = run_demo(tmp_path, n_sites=3, slides_per_site=1, size=2048)
+    summary = run_demo(tmp_path, n_sites=3, slides_per_site=1, size=2048, loop=False)
     assert sorted(summary.site_dirs) == ["site-a", "site-b", "site-c"]
     assert len(summary.rows) == 3
     for row in summary.rows:
@@ -30,7 +30,7 @@ def test_demo_ingests_and_tiles_every_site(tmp_path: Path) -> None:
 def test_demo_command_reports_what_it_did(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "pathloop.client", "demo", "--workdir", str(tmp_path),
-         "--slides-per-site", "1", "--size", "2048"],
+         "--slides-per-site", "1", "--size", "2048", "--no-loop"],
         capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "3 sites, 3 slides" in done.stdout

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from pathloop.client.errors import ConflictError, RecordNotFoundError
 from pathloop.client.store import audit, rankings, slides
-from pathloop.client.store.models import Correction, CorrectionVersion, Raster, utcnow
+from pathloop.client.store.models import Correction, CorrectionVersion, Raster, Slide, utcnow
 from pathloop.client.store.records import CorrectionRecord, PatchBox
 
 
@@ -136,6 +136,21 @@ def history(session: Session, patch: PatchBox | int) -> list[CorrectionRecord]:
         )
         for row in rows
     ]
+
+
+def latest_per_patch(session: Session, site_id: str | None = None) -> list[CorrectionRecord]:
+    """The newest version of every corrected patch (of one site's slides when given)."""
+    query = select(Correction)
+    if site_id is not None:
+        query = query.join(Slide, Slide.id == Correction.slide_id).where(Slide.site_id == site_id)
+    latest = []
+    for thread in session.scalars(query.order_by(Correction.id)).all():
+        box = PatchBox(thread.slide_id, thread.x, thread.y, thread.width, thread.height,
+                       thread.mpp)
+        versions = history(session, box)
+        if versions:
+            latest.append(versions[-1])
+    return latest
 
 
 def _resolve(session: Session, patch: PatchBox | int) -> tuple[PatchBox, int | None]:

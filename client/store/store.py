@@ -330,6 +330,11 @@ class Store:
                 raster_id=raster_id,
             )
 
+    def latest_corrections(self, site_id: str | None = None) -> list[CorrectionRecord]:
+        """The newest version of every corrected patch, of ``site_id``'s slides when given."""
+        with read_session(self.engine) as session:
+            return corrections.latest_per_patch(session, site_id)
+
     def correction_history(self, patch: PatchBox | int) -> list[CorrectionRecord]:
         """Every version of a patch's correction, oldest first (a ranked patch's id works too)."""
         with read_session(self.engine) as session:
