@@ -39,9 +39,9 @@ TILE = 256   # baseline training tiles, px at MODEL_MPP
 PATCH = 128  # worklist patches, px at MODEL_MPP (256 µm: the demo's slides are small)
 TUMOUR_LABEL = 2  # in the sample slides' label masks
 # Small enough for a laptop demo on 2 cores; real sites train with nnU-Net's own plans.
-DEMO_PROFILE = TINY.with_overrides(num_epochs=8)
+DEMO_PROFILE = TINY.with_overrides(num_epochs=5)
 # Fine-tuning from the baseline: a lower learning rate, and hue shifts as in the paper.
-RETRAIN_PROFILE = TINY.with_overrides(num_epochs=5, initial_lr=1e-3, hue_shift=0.05)
+RETRAIN_PROFILE = TINY.with_overrides(num_epochs=3, initial_lr=1e-3, hue_shift=0.05)
 
 Notify = Callable[[str, int, int], None]
 
