@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -198,8 +197,3 @@ def dice(prediction: NDArray[np.integer], truth: NDArray[np.integer], label: int
     p, t = prediction == label, truth == label
     total = int(p.sum()) + int(t.sum())
     return 1.0 if total == 0 else 2.0 * int((p & t).sum()) / total
-
-
-def version_name(prefix: str) -> str:
-    """A model name unique to the second: ``<prefix>-YYYYmmddTHHMMSS``."""
-    return f"{prefix}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
