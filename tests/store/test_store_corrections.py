@@ -111,3 +111,14 @@ def test_two_writers_saving_on_the_same_base_one_wins(
         assert not thread.is_alive()
     assert sorted(outcomes) == ["conflict", "conflict", "conflict", "saved"]
     assert [c.version for c in store.correction_history(box)] == [1, 2]
+
+
+def test_latest_corrections_gives_the_newest_version_of_each_patch(
+        store: Store, box: PatchBox, slide: SlideRecord) -> None:
+    other = PatchBox(slide.id, x=0, y=0, width=1024, height=1024, mpp=1.0)
+    store.save_correction(box, data={"n": 1}, author="dr")
+    newest = store.save_correction(box, data={"n": 2}, author="dr", base_version=1)
+    single = store.save_correction(other, data={"n": 3}, author="dr")
+    assert store.latest_corrections() == [newest, single]
+    assert store.latest_corrections(slide.site_id) == [newest, single]
+    assert store.latest_corrections("another-site") == []

@@ -217,5 +217,5 @@ def test_the_public_surface() -> None:
         "open", "close", "add_slide", "get_slide", "find_slide", "list_slides", "add_tiling",
         "latest_tiling", "iter_tiles", "add_model_version", "get_model_version", "add_ranking",
         "latest_ranking", "ranked_patches", "set_patch_status", "save_correction",
-        "correction_history", "audit_events",
+        "latest_corrections", "correction_history", "audit_events",
     }  # fmt: skip
