@@ -137,6 +137,8 @@ class ForegroundPatch:
 class PatchCounts:
     """How many patches each filter dropped.
 
+    ``grid == off_tissue + background + corrected + kept``.
+
     Attributes
     ----------
     grid:
@@ -146,13 +148,22 @@ class PatchCounts:
     background:
         Dropped: more than ``max_background_fraction`` black or white pixels.
     kept:
-        Foreground patches left.
+        Patches left to rank: on foreground and not already corrected.
+    corrected:
+        Dropped: foreground patches more than half covered by an already corrected patch
+        of the slide (0 when no corrections were given).
     """
 
     grid: int
     off_tissue: int
     background: int
     kept: int
+    corrected: int = 0
+
+    @property
+    def foreground(self) -> int:
+        """Patches that passed the tissue and black/white filters (corrected or not)."""
+        return self.kept + self.corrected
 
 
 def foreground_patches(slide: Slide, tissue: TissueMask,

@@ -4,14 +4,17 @@
 uncertainty raster; :func:`rank_slide` lets a strategy pick the top ``k`` and records them
 (with the model version that produced the raster) via ``store.add_ranking``;
 :func:`rank_site` pools every slide of a site and keeps the site's top ``k``, as the UGA paper
-ranked per centre.
+ranked per centre. Patches already corrected (``exclude``, e.g. the boxes of
+``store.latest_corrections(site_id)``) are dropped before the strategy picks
+(:func:`drop_corrected`), so a pathologist is never sent a patch twice.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +29,7 @@ from pathloop.client.ranking.patches import (
 )
 from pathloop.client.ranking.scoring import score_boxes
 from pathloop.client.ranking.strategies import RankingStrategy, UncertaintyStrategy
-from pathloop.client.store import RankingRecord, RasterRecord, RasterStore, Store
+from pathloop.client.store import PatchBox, RankingRecord, RasterRecord, RasterStore, Store
 from pathloop.client.tiling import TissueMask, compute_tissue_mask
 from pathloop.client.wsi import Slide
 
@@ -44,7 +47,7 @@ class ScoredSlide:
     raster:
         The raster the scores were read from.
     candidates:
-        Foreground patches in grid order, each with ``slide_id`` set.
+        Foreground patches not already corrected, in grid order, each with ``slide_id`` set.
     counts:
         How many patches the grid had and each filter dropped.
     """
@@ -98,7 +101,7 @@ class SiteRanking:
     selected:
         The site's top ``k`` patches, best first, across slides.
     n_candidates:
-        Foreground patches the site's slides had in all.
+        Patches the site's slides had to rank in all (foreground, not corrected).
     counts:
         Slide id → how many patches its grid had and each filter dropped.
     """
@@ -112,7 +115,8 @@ class SiteRanking:
 def score_slide(rasters: RasterStore, slide_id: int, slide: Slide, *,
                 spec: PatchSpec = PatchSpec(), tissue: TissueMask | None = None,
                 uncertainty: RasterRecord | None = None,
-                kind: str = MapKind.UNCERTAINTY) -> ScoredSlide:
+                kind: str = MapKind.UNCERTAINTY,
+                exclude: Sequence[PatchBox] = ()) -> ScoredSlide:
     """Cut a slide into foreground patches and score each from an uncertainty raster.
 
     Parameters
@@ -132,6 +136,10 @@ def score_slide(rasters: RasterStore, slide_id: int, slide: Slide, *,
     kind:
         Which per-pixel map scores patches when ``uncertainty`` is not given
         (``"uncertainty"``, ``"entropy"``, ``"mutual-information"``…).
+    exclude:
+        Already corrected patches (level-0 boxes; boxes of other slides are ignored): a
+        patch more than half covered by one is dropped (see :func:`drop_corrected`) and
+        counted in ``counts.corrected``.
 
     Raises
     ------
@@ -158,9 +166,48 @@ def score_slide(rasters: RasterStore, slide_id: int, slide: Slide, *,
                        background_fraction=p.background_fraction, slide_id=slide_id)
         for p, (total, mean) in zip(kept, scores, strict=True)
     ]
-    logger.info("slide %d: %d of %d patches on foreground (%d off tissue, %d black/white)",
-                slide_id, counts.kept, counts.grid, counts.off_tissue, counts.background)
-    return ScoredSlide(slide_id, record, candidates, counts)
+    to_rank = drop_corrected(candidates, exclude)
+    counts = replace(counts, kept=len(to_rank), corrected=len(candidates) - len(to_rank))
+    logger.info("slide %d: %d of %d patches to rank (%d off tissue, %d black/white, "
+                "%d corrected)", slide_id, counts.kept, counts.grid, counts.off_tissue,
+                counts.background, counts.corrected)
+    return ScoredSlide(slide_id, record, to_rank, counts)
+
+
+def drop_corrected(candidates: Sequence[PatchCandidate],
+                   exclude: Sequence[PatchBox]) -> list[PatchCandidate]:
+    """The candidates that no already corrected patch of their slide mostly covers.
+
+    A candidate is dropped when a single box of ``exclude`` with the candidate's
+    ``slide_id`` covers more than half of the candidate's own area. Boxes are compared in
+    level-0 pixels, whatever their µm/px, so a correction made on a patch of another size or
+    grid still hides the candidates it mostly covers.
+
+    Parameters
+    ----------
+    candidates:
+        Patches to filter; one without a ``slide_id`` is never dropped.
+    exclude:
+        Corrected patches, e.g. ``[c.patch for c in store.latest_corrections(site_id)]``.
+
+    Returns
+    -------
+    list of PatchCandidate
+        The candidates kept, in their order.
+    """
+    by_slide: defaultdict[int, list[PatchBox]] = defaultdict(list)
+    for box in exclude:
+        by_slide[box.slide_id].append(box)
+    return [patch for patch in candidates
+            if patch.slide_id is None
+            or not any(_mostly_covers(box, patch) for box in by_slide.get(patch.slide_id, ()))]
+
+
+def _mostly_covers(box: PatchBox, patch: PatchCandidate) -> bool:
+    """Whether ``box`` covers more than half of ``patch``'s area (exact integer test)."""
+    width = min(box.x + box.width, patch.x + patch.width) - max(box.x, patch.x)
+    height = min(box.y + box.height, patch.y + patch.height) - max(box.y, patch.y)
+    return width > 0 and height > 0 and 2 * width * height > patch.width * patch.height
 
 
 def rank_slide(store: Store, slide_id: int, slide: Slide, *,
@@ -168,7 +215,7 @@ def rank_slide(store: Store, slide_id: int, slide: Slide, *,
                spec: PatchSpec = PatchSpec(), tissue: TissueMask | None = None,
                uncertainty: RasterRecord | None = None, kind: str = MapKind.UNCERTAINTY,
                seed: int = 0, model_version_id: int | None = None,
-               actor: str = "system") -> SlideRanking:
+               actor: str = "system", exclude: Sequence[PatchBox] = ()) -> SlideRanking:
     """Rank one slide's foreground patches and store the top ``k`` as worklist entries.
 
     Parameters are those of :func:`score_slide`, plus:
@@ -191,7 +238,7 @@ def rank_slide(store: Store, slide_id: int, slide: Slide, *,
         scored candidates.
     """
     scored = score_slide(store.rasters, slide_id, slide, spec=spec, tissue=tissue,
-                         uncertainty=uncertainty, kind=kind)
+                         uncertainty=uncertainty, kind=kind, exclude=exclude)
     selected = strategy.select(scored.candidates, k, np.random.default_rng(seed))
     params = _params(strategy, k, spec, seed, scored) | {"scope": "slide"}
     ranking = store.add_ranking(
@@ -203,7 +250,8 @@ def rank_slide(store: Store, slide_id: int, slide: Slide, *,
 def rank_site(store: Store, slides: Iterable[SiteSlide], *,
               strategy: RankingStrategy = UncertaintyStrategy(), k: int = 5,
               spec: PatchSpec = PatchSpec(), kind: str = MapKind.UNCERTAINTY, seed: int = 0,
-              model_version_id: int | None = None, actor: str = "system") -> SiteRanking:
+              model_version_id: int | None = None, actor: str = "system",
+              exclude: Sequence[PatchBox] = ()) -> SiteRanking:
     """Rank the patches of all a site's slides together and store the site's top ``k``.
 
     Each slide is scored as it comes, so ``slides`` may be a generator that opens one slide
@@ -211,7 +259,9 @@ def rank_site(store: Store, slides: Iterable[SiteSlide], *,
     among all candidates of the site; every slide gets a stored ranking holding its share
     (possibly none), with ``params["site_ranks"]`` giving each entry's rank in the site.
 
-    Parameters are those of :func:`rank_slide`; ``k`` counts patches per site.
+    Parameters are those of :func:`rank_slide`; ``k`` counts patches per site, and
+    ``exclude`` may hold the corrected patches of any of the site's slides (each slide is
+    filtered by its own).
 
     Returns
     -------
@@ -219,7 +269,8 @@ def rank_site(store: Store, slides: Iterable[SiteSlide], *,
         The stored rankings by slide id and the site's top ``k`` patches, best first.
     """
     scored = [score_slide(store.rasters, item.slide_id, item.slide, spec=spec,
-                          tissue=item.tissue, uncertainty=item.uncertainty, kind=kind)
+                          tissue=item.tissue, uncertainty=item.uncertainty, kind=kind,
+                          exclude=exclude)
               for item in slides]
     pooled = [patch for slide in scored for patch in slide.candidates]
     selected = strategy.select(pooled, k, np.random.default_rng(seed))
@@ -245,12 +296,13 @@ def _params(strategy: RankingStrategy, k: int, spec: PatchSpec, seed: int,
     return {"k": k, "seed": seed, "strategy": strategy.name, **spec.params(),
             "raster_id": scored.raster.id, "raster_kind": scored.raster.kind,
             "patches_grid": counts.grid, "patches_off_tissue": counts.off_tissue,
-            "patches_background": counts.background, "patches_foreground": counts.kept}
+            "patches_background": counts.background, "patches_foreground": counts.foreground,
+            "patches_corrected": counts.corrected, "patches_candidates": counts.kept}
 
 
 def _model_version(given: int | None, scored: ScoredSlide) -> int | None:
     return given if given is not None else scored.raster.model_version_id
 
 
-__all__ = ["ScoredSlide", "SiteRanking", "SiteSlide", "SlideRanking", "rank_site",
-           "rank_slide", "score_slide"]
+__all__ = ["ScoredSlide", "SiteRanking", "SiteSlide", "SlideRanking", "drop_corrected",
+           "rank_site", "rank_slide", "score_slide"]

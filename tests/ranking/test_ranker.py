@@ -1,4 +1,5 @@
-"""Ranking on the real CMU slide: background never ranks, the black/white rule, the store."""
+"""Ranking on the real CMU slide: background never ranks, the black/white rule, the store,
+corrected patches are not ranked again."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathloop.client.ranking import (
     rank_slide,
     score_slide,
 )
-from pathloop.client.store import Store
+from pathloop.client.store import PatchBox, Store
 from pathloop.client.tiling import TissueMask, background_fraction
 from pathloop.client.wsi import Slide, in_memory_slide
 
@@ -158,6 +159,83 @@ def test_a_site_is_ranked_as_a_whole(store: Store, cmu: Slide,
     # With the calm slide alone, its own best patches make the (site's) top k.
     alone = rank_site(store, [SiteSlide(calm.id, cmu, cmu_tissue)], k=2, spec=SPEC)
     assert {p.slide_id for p in alone.selected} == {calm.id}
+
+
+def test_a_corrected_patch_is_not_ranked_again(store: Store, cmu: Slide,
+                                                 cmu_tissue: TissueMask) -> None:
+    record = add_slide(store, "cmu", cmu)
+    save_uncertainty(store, record.id, _tempting_raster(cmu, cmu_tissue), RASTER_MPP)
+    first = rank_slide(store, record.id, cmu, k=3, spec=SPEC, tissue=cmu_tissue)
+    top = store.ranked_patches(first.ranking.id)[0]
+    store.save_correction(top.id, data={"features": []}, author="dr-a")
+    exclude = [c.patch for c in store.latest_corrections("site-a")]
+    assert exclude == [PatchBox(record.id, top.x, top.y, top.width, top.height, top.mpp)]
+    again = rank_slide(store, record.id, cmu, k=3, spec=SPEC, tissue=cmu_tissue,
+                       exclude=exclude)
+    boxes = [(p.x, p.y, p.width, p.height) for p in store.ranked_patches(again.ranking.id)]
+    assert len(boxes) == 3 and (top.x, top.y, top.width, top.height) not in boxes
+    # The rest of the order is untouched: the old second and third now lead.
+    assert boxes[:2] == [(p.x, p.y, p.width, p.height) for p in first.selected[1:]]
+    counts = again.scored.counts
+    assert counts.corrected == 1 and counts.kept == first.scored.counts.kept - 1
+    assert counts.foreground == first.scored.counts.kept
+    assert again.ranking.params["patches_corrected"] == 1
+    assert again.ranking.params["patches_candidates"] == counts.kept
+    assert first.ranking.params["patches_corrected"] == 0
+
+
+def test_a_correction_covering_half_a_patch_or_less_leaves_it_in(
+        store: Store, cmu: Slide, cmu_tissue: TissueMask) -> None:
+    record = add_slide(store, "cmu", cmu)
+    save_uncertainty(store, record.id, _tempting_raster(cmu, cmu_tissue), RASTER_MPP)
+    top = score_slide(store.rasters, record.id, cmu, spec=SPEC, tissue=cmu_tissue)
+    best = UncertaintyStrategy().select(top.candidates, 1, np.random.default_rng(0))[0]
+    side = best.width
+    assert side == best.height == 513  # odd: no box covers exactly half
+
+    def rank_with(*boxes: PatchBox) -> tuple[tuple[int, int], int]:
+        result = rank_slide(store, record.id, cmu, k=1, spec=SPEC, tissue=cmu_tissue,
+                            exclude=boxes)
+        return (result.selected[0].x, result.selected[0].y), result.scored.counts.corrected
+
+    def box(dx: int, dy: int, slide_id: int = record.id) -> PatchBox:
+        return PatchBox(slide_id, best.x + dx, best.y + dy, side, side, 1.0)
+
+    # Shifted diagonally by just over half: a quarter of the best patch (and under half of
+    # each neighbour) is covered, so nothing is dropped.
+    assert rank_with(box(side // 2 + 1, side // 2 + 1)) == ((best.x, best.y), 0)
+    # Shifted sideways by 257 of 513 px: 256 columns, under half, stay covered (it is the
+    # right-hand neighbour, covered by more than half, that is dropped if on foreground).
+    assert rank_with(box(side // 2 + 1, 0))[0] == (best.x, best.y)
+    # Shifted by 256 px: 257 columns, just over half: dropped.
+    assert rank_with(box(side // 2, 0)) == (rank_with(box(0, 0))[0], 1)
+    assert rank_with(box(side // 2, 0))[0] != (best.x, best.y)
+    # The same box on another slide leaves this one alone.
+    assert rank_with(box(0, 0, slide_id=record.id + 1)) == ((best.x, best.y), 0)
+
+
+def test_a_site_ranking_drops_a_slide_s_corrected_patch_only_on_that_slide(
+        store: Store, cmu: Slide, cmu_tissue: TissueMask) -> None:
+    calm = add_slide(store, "calm", cmu)
+    torn = add_slide(store, "torn", cmu)
+    values = _tempting_raster(cmu, cmu_tissue)
+    for record in (calm, torn):  # the same scores: the same boxes lead on both slides
+        save_uncertainty(store, record.id, values, RASTER_MPP)
+    slides = [SiteSlide(calm.id, cmu, cmu_tissue), SiteSlide(torn.id, cmu, cmu_tissue)]
+    first = rank_site(store, slides, k=2, spec=SPEC)
+    top = first.selected[0]
+    assert [(p.slide_id, p.x, p.y) for p in first.selected] == [
+        (calm.id, top.x, top.y), (torn.id, top.x, top.y)]
+    corrected = PatchBox(torn.id, top.x, top.y, top.width, top.height, top.mpp)
+    site = rank_site(store, slides, k=2, spec=SPEC, exclude=[corrected])
+    chosen = [(p.slide_id, p.x, p.y) for p in site.selected]
+    assert (torn.id, top.x, top.y) not in chosen and chosen[0] == (calm.id, top.x, top.y)
+    assert site.counts[torn.id].corrected == 1 and site.counts[calm.id].corrected == 0
+    assert site.n_candidates == first.n_candidates - 1
+    assert site.rankings[torn.id].params["patches_corrected"] == 1
+    assert site.rankings[calm.id].params["patches_corrected"] == 0
+    stored = {(p.x, p.y) for p in store.ranked_patches(site.rankings[torn.id].id)}
+    assert (top.x, top.y) not in stored
 
 
 def test_a_slide_without_an_uncertainty_raster_is_refused(store: Store, cmu: Slide,

@@ -13,8 +13,10 @@ from pathloop.client.ranking import (
     RandomForegroundStrategy,
     RankingStrategy,
     UncertaintyStrategy,
+    drop_corrected,
     score_boxes,
 )
+from pathloop.client.store import PatchBox
 from pathloop.client.tiling import TileSpec
 
 
@@ -100,6 +102,30 @@ def test_random_strategy_is_deterministic_by_seed_and_draws_without_replacement(
     assert len({p.x for p in first}) == 10
     assert len(strategy.select(candidates, 80, np.random.default_rng(0))) == 50
     assert strategy.name == "random-foreground"
+
+
+def test_a_candidate_is_dropped_only_when_a_box_of_its_slide_covers_more_than_half() -> None:
+    def patch(x: int, slide_id: int | None = 1) -> PatchCandidate:
+        return PatchCandidate(x=x, y=0, width=10, height=10, mpp=1.0, score_sum=1.0,
+                              score_mean=1.0, tissue_fraction=1.0, background_fraction=0.0,
+                              slide_id=slide_id)
+
+    candidates = [patch(0), patch(10), patch(20), patch(0, slide_id=2), patch(0, None)]
+    # Covers x 5..16: half of the first patch (kept), 6 of 10 columns of the second.
+    wide = PatchBox(slide_id=1, x=5, y=0, width=11, height=10, mpp=0.5)
+    assert drop_corrected(candidates, [wide]) == [candidates[0], *candidates[2:]]
+    # A box bigger than the patch, at another µm/px: 50 of the third's 100 px stay, 60 drop.
+    corner = PatchBox(slide_id=1, x=20, y=-100, width=100, height=105, mpp=2.0)
+    assert drop_corrected(candidates, [corner]) == candidates
+    taller = PatchBox(slide_id=1, x=20, y=-100, width=100, height=106, mpp=2.0)
+    assert drop_corrected(candidates, [taller]) == [*candidates[:2], *candidates[3:]]
+    # Two boxes each covering half do not add up: each box is weighed on its own.
+    halves = [PatchBox(1, 0, 0, 5, 10, 1.0), PatchBox(1, 5, 0, 5, 10, 1.0)]
+    assert drop_corrected(candidates, halves) == candidates
+    # The same box on slide 2 drops only slide 2's patch; nothing drops a slide-less one.
+    exact = PatchBox(slide_id=2, x=0, y=0, width=10, height=10, mpp=1.0)
+    assert drop_corrected(candidates, [exact]) == [*candidates[:3], candidates[4]]
+    assert drop_corrected(candidates, ()) == candidates
 
 
 def test_strategies_satisfy_the_protocol() -> None:
