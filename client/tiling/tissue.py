@@ -2,7 +2,8 @@
 
 Stained tissue is coloured and glass is grey, so tissue is found by Otsu's threshold on
 saturation (as QuPath's and HistomicsTK's simple tissue detectors do), with very dark pixels
-(scanner void, black borders) and tiny specks removed and small holes filled.
+(scanner void, black borders) and tiny specks removed and small holes filled. An image with
+no glass in view (a field of view cut from tissue) is tissue wherever it is coloured at all.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ MAX_THUMBNAIL_SIDE = 2048
 _MIN_SATURATION = 0.05
 # Pixels darker than this (max channel) are void or black borders, not tissue.
 _DARK = 30
+# Glass has a mean saturation of 0.02-0.04 (CMU, CAMELYON); when the class below Otsu's
+# threshold is more saturated than this, there is no glass in view (a field of view cut from
+# tissue, as MoNuSeg's images are) and Otsu would only split pale from dark tissue.
+_GLASS_MAX_SATURATION = 0.08
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,10 @@ def detect_tissue(thumbnail: RGBImage, *, mpp: float, min_object_um2: float = 20
     del low
     threshold = _MIN_SATURATION
     if float(saturation.max()) - float(saturation.min()) > 1e-3:
-        threshold = max(float(threshold_otsu(saturation)), _MIN_SATURATION)
+        otsu = float(threshold_otsu(saturation))
+        below = saturation[saturation <= otsu]
+        if below.size and float(below.mean()) <= _GLASS_MAX_SATURATION:
+            threshold = max(otsu, _MIN_SATURATION)
     tissue = (saturation > threshold) & (high > _DARK)
     pixel_area = mpp * mpp
     min_pixels = max(1, math.ceil(min_object_um2 / pixel_area))

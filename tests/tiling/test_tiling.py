@@ -66,6 +66,18 @@ def test_detect_tissue_finds_the_stained_rectangle() -> None:
     assert iou > 0.95
 
 
+@pytest.mark.realdata
+def test_fields_of_view_without_glass_are_tissue_throughout(shared_data: Path) -> None:
+    # MoNuSeg's 1000² images are cut from tissue: Otsu alone would split pale from dark
+    # tissue and the speck filter would then drop most of it.
+    images = sorted((shared_data / "nuclei" / "monuseg" / "train" / "images").glob("*.tif"))
+    fractions = []
+    for path in images[::3]:
+        with open_slide(path, mpp=0.25) as slide:
+            fractions.append(compute_tissue_mask(slide, mpp=2.0).tissue_fraction)
+    assert min(fractions) > 0.9, fractions
+
+
 def test_blank_slide_has_no_tissue() -> None:
     image = np.full((100, 100, 3), 240, np.uint8)
     assert not detect_tissue(image, mpp=8.0).any()
