@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,8 +22,11 @@ from pathloop.client.ranking import (
     PatchSpec,
     RandomForegroundStrategy,
     RankingStrategy,
+    SiteRanking,
+    SiteSlide,
     SlideRanking,
     UncertaintyStrategy,
+    rank_site,
     rank_slide,
 )
 from pathloop.client.segmentation import Case, SegmentationTask, TrainingProfile, export_dataset
@@ -124,12 +127,47 @@ def predict_stored_slide(settings: SiteSettings, store: Store, slide: SlideRecor
 def rank_stored_slide(settings: SiteSettings, store: Store, slide: SlideRecord, *,
                       spec: PatchSpec, k: int, strategy: str = "uga", seed: int = 0
                       ) -> SlideRanking:
-    """Rank a predicted slide's patches and put the top ``k`` in its worklist."""
-    if strategy not in STRATEGIES:
-        raise InputError(f"strategy {strategy!r}: one of {', '.join(STRATEGIES)}")
+    """Rank a predicted slide's patches and put the top ``k`` in its worklist.
+
+    Patches already corrected on the slide are not offered again.
+    """
+    chosen = _strategy(strategy)
     with open_stored_slide(settings, slide) as opened:
-        return rank_slide(store, slide.id, opened, strategy=STRATEGIES[strategy](), k=k,
-                          spec=spec, seed=seed)
+        tissue = compute_tissue_mask(opened, mpp=settings.tiling.thumbnail_mpp)
+        return rank_slide(store, slide.id, opened, strategy=chosen, k=k, spec=spec,
+                          seed=seed, tissue=tissue, exclude=_corrected_boxes(store, [slide]))
+
+
+def rank_stored_site(settings: SiteSettings, store: Store, slides: Sequence[SlideRecord], *,
+                     spec: PatchSpec, k: int, strategy: str = "uga", seed: int = 0
+                     ) -> SiteRanking:
+    """Rank the patches of a site's predicted slides together; the top ``k`` go to the worklist.
+
+    As the UGA paper ranked per centre: one pool of candidates across the slides, each slide
+    opened in turn. Patches already corrected are not offered again.
+    """
+    chosen = _strategy(strategy)
+    exclude = _corrected_boxes(store, slides)
+
+    def opened_slides() -> Iterator[SiteSlide]:
+        for record in slides:
+            with open_stored_slide(settings, record) as opened:
+                tissue = compute_tissue_mask(opened, mpp=settings.tiling.thumbnail_mpp)
+                yield SiteSlide(record.id, opened, tissue)
+
+    return rank_site(store, opened_slides(), strategy=chosen, k=k, spec=spec, seed=seed,
+                     exclude=exclude)
+
+
+def _strategy(name: str) -> RankingStrategy:
+    if name not in STRATEGIES:
+        raise InputError(f"strategy {name!r}: one of {', '.join(STRATEGIES)}")
+    return STRATEGIES[name]()
+
+
+def _corrected_boxes(store: Store, slides: Sequence[SlideRecord]) -> list[PatchBox]:
+    ids = {slide.id for slide in slides}
+    return [c.patch for c in store.latest_corrections() if c.patch.slide_id in ids]
 
 
 def save_correction_mask(store: Store, box: PatchBox, mask: NDArray[np.uint8], *,
