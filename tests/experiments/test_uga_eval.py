@@ -1,0 +1,108 @@
+"""`pathloop eval uga` end to end on a small MoNuSeg split with a real (very short) nnU-Net."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pathloop.client.errors import InputError
+from pathloop.client.experiments import UgaEvalConfig, UgaEvalResult, run_uga_eval, write_report
+from pathloop.client.experiments.uga_report import OVERALL, Column, dice_of, markdown
+from pathloop.client.segmentation import TINY
+from pathloop.client.store import Store
+
+pytestmark = pytest.mark.realdata
+
+SHORT = TINY.with_overrides(n_folds=2, num_epochs=1, iterations_per_epoch=3,
+                            val_iterations_per_epoch=1)
+# Bladder (2 training images) is the baseline; colon (2 training + 1 test) the target centre
+# with 1 pool image and 2 held out.
+SMALL = UgaEvalConfig(baseline_centres=("bladder",), target_centres=("colon",), n_pool=1,
+                      ks=(2, 4), random_seeds=(0,), baseline_profile=SHORT,
+                      retrain_profile=SHORT, control=False)
+
+
+@pytest.fixture(scope="module")
+def monuseg(shared_data: Path) -> Path:
+    return shared_data / "nuclei" / "monuseg"
+
+
+@pytest.mark.slow
+def test_small_run_trains_ranks_corrects_and_reports(monuseg: Path, tmp_path: Path) -> None:
+    messages: list[str] = []
+    result = run_uga_eval(monuseg, tmp_path / "run", SMALL,
+                          progress=lambda message, done, total: messages.append(message))
+    arms = {(a.centre, a.arm, a.k) for a in result.arms}
+    assert arms == {("baseline centres", "baseline", 0), ("colon", "baseline", 0),
+                    ("colon", "uga", 2), ("colon", "uga", 4), ("colon", "random", 2),
+                    ("colon", "random", 4)}
+    held_out = result.centres["colon"]["held_out"]
+    assert len(held_out) == 2 and "TCGA-A6-6782-01A-01-BS1" in held_out  # the test image
+    for arm in result.arms:
+        assert all(0.0 <= d <= 1.0 for d in arm.dice.values())
+    # The top 2 of a strategy are the first 2 of its top 4 (nested, as in the paper).
+    uga = {a.k: a for a in result.arms if a.arm == "uga"}
+    assert [p.x for p in uga[4].selected[:2]] == [p.x for p in uga[2].selected]
+    scores = [p.score_mean for p in uga[4].selected]
+    assert scores == sorted(scores, reverse=True)
+    assert result.candidates["colon"] >= 16  # one 500² image: 4×4 patches of 128 px
+
+    with _open(tmp_path / "run") as store:
+        corrections = store.latest_corrections()
+        retrained = store.get_model_version(uga[4].model_version_id)
+    # The union of both strategies' patches was corrected once each; lineage recorded.
+    assert 4 <= len(corrections) <= 8
+    assert retrained.parent_id == result.arms[0].model_version_id
+    assert len(retrained.provenance["corrections"]) == 4
+
+    report, plot = write_report(result, tmp_path / "report")
+    text = report.read_text()
+    assert "| colon | 2 |" in text and "| **overall** |" in text
+    assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
+    assert UgaEvalResult.read(tmp_path / "run" / "uga_eval.json") == result
+    assert messages[-1] == "done"
+
+
+def _open(run: Path) -> Store:
+    from pathloop.client.settings import SiteSettings
+
+    return Store.open(SiteSettings(site_id="uga-eval", data_dir=run / "site"))
+
+
+def test_overall_pools_images_and_random_seeds_average() -> None:
+    from pathloop.client.experiments import ArmResult
+
+    result = UgaEvalResult(
+        config=SMALL.to_json() | {"random_seeds": [0, 1]},
+        centres={"a": {"pool": ["p"], "held_out": ["x", "y"]},
+                 "b": {"pool": ["q"], "held_out": ["z"]},
+                 "baseline": {"train": ["t"], "held_out": []}},
+        arms=[ArmResult("a", "baseline", 0, None, 1, {"x": 0.5, "y": 0.7}),
+              ArmResult("b", "baseline", 0, None, 1, {"z": 0.9}),
+              ArmResult("a", "random", 5, 0, 2, {"x": 0.6, "y": 0.6}),
+              ArmResult("a", "random", 5, 1, 3, {"x": 0.8, "y": 0.8})],
+        candidates={"a": 10, "b": 12}, seconds=1.0)
+    assert dice_of(result, OVERALL, Column("baseline", 0)) == pytest.approx(0.7)
+    assert dice_of(result, "a", Column("random", 5)) == pytest.approx(0.7)
+    assert dice_of(result, "b", Column("random", 5)) is None
+    assert "| a | 2 | 10 | 0.600 | – | 0.700 |" in markdown(result)  # no UGA arm here
+
+
+def test_bad_configurations_are_refused_before_anything_runs(monuseg: Path,
+                                                             tmp_path: Path) -> None:
+    def run(**changes: object) -> None:
+        config = UgaEvalConfig(**{**SMALL.__dict__, **changes})  # type: ignore[arg-type]
+        run_uga_eval(monuseg, tmp_path / "x", config)
+
+    with pytest.raises(InputError, match="centre 'liver': not a MoNuSeg organ"):
+        run(target_centres=("liver",))
+    with pytest.raises(InputError, match=r"both baseline and target"):
+        run(target_centres=("bladder",))
+    with pytest.raises(InputError, match="centre 'colon': 3 images, too few"):
+        run(n_pool=3)
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "old").write_text("")
+    with pytest.raises(InputError, match="not empty"):
+        run()
+    assert not (tmp_path / "x" / "site").exists()
