@@ -1,0 +1,213 @@
+"""The aggregation strategy: Flower's FedAvg / FedProx plus validation, plans and lineage.
+
+:class:`EnsembleFedAvg` keeps Flower's sampling, messaging and weighting (by each site's
+``num-examples``: its training patches) and adds what a hospital federation needs:
+
+- every round's config carries the protocol version, the global version being trained and
+  the global nnU-Net plans with their SHA-256 (sites refuse to train under other plans);
+- every reply is validated (:mod:`pathloop.server.validation`) before it may enter the
+  global model; a bad one is logged and recorded as rejected while the round goes on;
+- failed or missing replies do not stall a round: Flower's ``timeout`` bounds the wait and
+  the round aggregates what arrived (at least ``min_train_nodes`` are sampled);
+- every aggregated ensemble is checkpointed with its lineage
+  (:mod:`pathloop.server.checkpoints`), so a restarted server resumes from the last one.
+
+:class:`EnsembleFedProx` is the same with FedProx's ``proximal-mu`` sent to the sites.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg, FedProx
+
+from pathloop.server.aggregation import WeightedMean
+from pathloop.server.checkpoints import CheckpointStore, GlobalVersion, SiteContribution
+from pathloop.server.contract import (
+    ARRAYS,
+    METRICS,
+    PROTOCOL_VERSION,
+    ConfigKey,
+    MetricKey,
+    plans_digest,
+)
+from pathloop.server.errors import UpdateRejectedError
+from pathloop.server.validation import MAX_RELATIVE_CHANGE, check_metrics, check_update
+
+logger = logging.getLogger(__name__)
+
+NumpyArrays = dict[str, np.ndarray]
+
+
+def to_numpy(record: ArrayRecord) -> NumpyArrays:
+    """An ArrayRecord's arrays by name (deserialised without pickle)."""
+    return {name: array.numpy() for name, array in record.items()}
+
+
+def to_record(arrays: Mapping[str, np.ndarray]) -> ArrayRecord:
+    """Name → array as an ArrayRecord."""
+    return ArrayRecord({name: Array(np.ascontiguousarray(a)) for name, a in arrays.items()})
+
+
+class _Lineage:
+    """What the strategies share: plans, validation, checkpoints, the current version."""
+
+    strategy_name = "fedavg"
+
+    def _setup(self, checkpoints: CheckpointStore, plans: Mapping[str, Any], *,
+               start_version: int, max_relative_change: float,
+               run_config: Mapping[str, Any]) -> None:
+        self.checkpoints = checkpoints
+        self.plans_json = json.dumps(plans, sort_keys=True)
+        self.plans_sha256 = plans_digest(plans)
+        self.version = start_version
+        self.max_relative_change = max_relative_change
+        self.run_config = dict(run_config)
+        self.rejected_log: list[dict[str, Any]] = []
+        self._global: NumpyArrays = {}
+
+    def _stamp(self, config: ConfigRecord, arrays: ArrayRecord) -> None:
+        self._global = to_numpy(arrays)
+        config[ConfigKey.PROTOCOL] = PROTOCOL_VERSION
+        config[ConfigKey.GLOBAL_VERSION] = self.version
+        config[ConfigKey.PLANS] = self.plans_json
+        config[ConfigKey.PLANS_SHA256] = self.plans_sha256
+
+    def _aggregate(self, server_round: int, replies: Iterable[Message]
+                   ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        mean = WeightedMean(self._global)
+        contributions: list[SiteContribution] = []
+        rejected: list[dict[str, Any]] = []
+        weighted: dict[str, float] = {}
+        for message in replies:
+            node = int(message.metadata.src_node_id)
+            if message.has_error():
+                rejected.append({"node_id": node, "round": server_round,
+                                 "reason": f"site error: {message.error.reason}"})
+                continue
+            try:
+                arrays, metrics = self._check_reply(message)
+            except UpdateRejectedError as error:
+                rejected.append({"node_id": node, "round": server_round,
+                                 "reason": error.reason})
+                continue
+            examples = metrics[MetricKey.EXAMPLES]
+            mean.add(arrays, examples)
+            for key, value in metrics.items():
+                weighted[key] = weighted.get(key, 0.0) + value * examples
+            contributions.append(SiteContribution(
+                node, int(examples), int(metrics.get(MetricKey.CORRECTIONS, 0)), metrics))
+        for entry in rejected:
+            logger.warning("round %d: update from node %d rejected: %s", server_round,
+                           entry["node_id"], entry["reason"])
+        self.rejected_log += rejected
+        if not contributions:
+            logger.warning("round %d: no valid update; global version %d unchanged",
+                           server_round, self.version)
+            return None, None
+        total = mean.total_weight
+        round_metrics = {key: value / total for key, value in weighted.items()
+                         if key != MetricKey.EXAMPLES}
+        round_metrics[MetricKey.EXAMPLES] = total
+        aggregated = mean.result()
+        saved = self.checkpoints.save(aggregated, GlobalVersion(
+            version=self.version + 1, parent=self.version, strategy=self.strategy_name,
+            contributions=contributions, rejected=rejected, metrics=round_metrics,
+            plans_sha256=self.plans_sha256,
+            config=self.run_config | {"server-round": server_round}))
+        self.version = saved.version
+        logger.info("round %d: global version %d from %d sites (%d rejected)", server_round,
+                    saved.version, len(contributions), len(rejected))
+        return to_record(aggregated), MetricRecord(dict[str, Any](round_metrics))
+
+    def _check_reply(self, message: Message) -> tuple[NumpyArrays, dict[str, float]]:
+        content = message.content
+        if set(content.keys()) != {ARRAYS, METRICS}:
+            raise UpdateRejectedError(f"reply holds records {sorted(content.keys())}, "
+                                      f"expected {sorted([ARRAYS, METRICS])}")
+        if content.config_records or len(content.array_records) != 1:
+            raise UpdateRejectedError("reply holds records of unexpected kinds")
+        metrics = check_metrics(dict(content.metric_records[METRICS]))
+        if metrics.get(MetricKey.PROTOCOL) != PROTOCOL_VERSION:
+            raise UpdateRejectedError(f"protocol version {metrics.get(MetricKey.PROTOCOL)}, "
+                                      f"the server speaks {PROTOCOL_VERSION}")
+        if not metrics.get(MetricKey.EXAMPLES, 0) > 0:
+            raise UpdateRejectedError("no training patches reported (num-examples)")
+        try:
+            arrays = to_numpy(content.array_records[ARRAYS])
+        except (TypeError, ValueError) as error:
+            raise UpdateRejectedError(f"arrays do not deserialise ({error})") from None
+        check_update(arrays, self._global, max_relative_change=self.max_relative_change)
+        return arrays, metrics
+
+
+class EnsembleFedAvg(_Lineage, FedAvg):
+    """FedAvg over the fold ensemble, weighted by training patches, with lineage.
+
+    Parameters
+    ----------
+    checkpoints:
+        Where each global version is kept.
+    plans:
+        The global nnU-Net plans (sent to every site each round).
+    start_version:
+        The global version the run starts from (the latest checkpoint on a resume).
+    max_relative_change:
+        Bound on a member's change relative to its global norm (validation).
+    run_config:
+        Recorded in each version's lineage.
+    **fedavg:
+        Flower's FedAvg arguments (fractions, minimum nodes).
+    """
+
+    def __init__(self, checkpoints: CheckpointStore, plans: Mapping[str, Any], *,
+                 start_version: int = 0, max_relative_change: float = MAX_RELATIVE_CHANGE,
+                 run_config: Mapping[str, Any] | None = None, **fedavg: Any) -> None:
+        FedAvg.__init__(self, **fedavg)
+        self._setup(checkpoints, plans, start_version=start_version,
+                    max_relative_change=max_relative_change, run_config=run_config or {})
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                        grid: Grid) -> Iterable[Message]:
+        """Flower's sampling, with the contract's keys added to the config."""
+        self._stamp(config, arrays)
+        return FedAvg.configure_train(self, server_round, arrays, config, grid)
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]
+                        ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Validate every reply, average the accepted ones member-wise, checkpoint."""
+        return self._aggregate(server_round, list(replies))
+
+
+class EnsembleFedProx(_Lineage, FedProx):
+    """FedProx (``proximal-mu`` sent to the sites) with the same validation and lineage."""
+
+    strategy_name = "fedprox"
+
+    def __init__(self, checkpoints: CheckpointStore, plans: Mapping[str, Any], *,
+                 proximal_mu: float, start_version: int = 0,
+                 max_relative_change: float = MAX_RELATIVE_CHANGE,
+                 run_config: Mapping[str, Any] | None = None, **fedavg: Any) -> None:
+        FedProx.__init__(self, proximal_mu=proximal_mu, **fedavg)
+        self._setup(checkpoints, plans, start_version=start_version,
+                    max_relative_change=max_relative_change, run_config=run_config or {})
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                        grid: Grid) -> Iterable[Message]:
+        """FedProx's config (with ``proximal-mu``) plus the contract's keys."""
+        self._stamp(config, arrays)
+        return FedProx.configure_train(self, server_round, arrays, config, grid)
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]
+                        ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Validate every reply, average the accepted ones member-wise, checkpoint."""
+        return self._aggregate(server_round, list(replies))
+
+
+__all__ = ["EnsembleFedAvg", "EnsembleFedProx", "to_numpy", "to_record"]

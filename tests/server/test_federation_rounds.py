@@ -1,0 +1,168 @@
+"""Whole server rounds against in-process sites: validation, lineage, resume, evaluations."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fake_grid import FakeGrid
+from flwr.app import Error, Message, MetricRecord, RecordDict
+
+from pathloop.server.checkpoints import CheckpointStore
+from pathloop.server.contract import (
+    ARRAYS,
+    CONFIG,
+    EVALUATE,
+    METRICS,
+    PROTOCOL_VERSION,
+    ConfigKey,
+    MetricKey,
+    member_key,
+    plans_digest,
+)
+from pathloop.server.errors import FederationError
+from pathloop.server.federation import read_evaluations, run_federation
+from pathloop.server.settings import ServerSettings
+from pathloop.server.strategy import to_numpy, to_record
+
+PLANS = {"configurations": {"2d": {"patch_size": [128, 128]}}, "plans_name": "tiny"}
+
+
+def _initial(folder: Path, plans: dict = PLANS) -> Path:  # type: ignore[type-arg]
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    arrays = {member_key(k, name): rng.normal(size=shape).astype(np.float32)
+              for k in range(5) for name, shape in (("conv.weight", (4, 3, 3, 3)),
+                                                    ("conv.bias", (4,)))}
+    np.savez(folder / "arrays.npz", **arrays)
+    (folder / "plans.json").write_text(json.dumps(plans))
+    return folder
+
+
+def _site(shift: float, examples: int, *, corrupt: Callable[[dict], None] | None = None,
+          dice: float = 0.7) -> Callable[[Message], Message]:
+    seen: list[dict] = []  # type: ignore[type-arg]
+
+    def answer(message: Message) -> Message:
+        config = dict(message.content.config_records[CONFIG])
+        seen.append(config)
+        if message.metadata.message_type == EVALUATE:
+            return Message(RecordDict({METRICS: MetricRecord({
+                MetricKey.DICE: dice, MetricKey.HELD_OUT: 2,
+                MetricKey.PROTOCOL: PROTOCOL_VERSION})}), reply_to=message)
+        arrays = {k: v + np.float32(shift) * np.sign(v)
+                  for k, v in to_numpy(message.content.array_records[ARRAYS]).items()}
+        if corrupt is not None:
+            corrupt(arrays)
+        return Message(RecordDict({
+            ARRAYS: to_record(arrays),
+            METRICS: MetricRecord({MetricKey.EXAMPLES: examples, MetricKey.CORRECTIONS: 5,
+                                   MetricKey.PROTOCOL: PROTOCOL_VERSION})}),
+            reply_to=message)
+
+    answer.seen = seen  # type: ignore[attr-defined]
+    return answer
+
+
+def _nan(arrays: dict) -> None:  # type: ignore[type-arg]
+    arrays[member_key(2, "conv.bias")][0] = np.nan
+
+
+def _settings(tmp_path: Path, **changes: object) -> ServerSettings:
+    values: dict[str, object] = {"checkpoint-dir": str(tmp_path / "checkpoints"),
+                                 "initial-model": str(tmp_path / "initial"),
+                                 "num-server-rounds": 2, "min-train-nodes": 3,
+                                 "min-available-nodes": 3, "fraction-train": 1.0}
+    return ServerSettings.from_run_config(values | {k.replace("_", "-"): v
+                                                    for k, v in changes.items()})
+
+
+def test_two_rounds_aggregate_the_valid_sites_and_record_lineage(tmp_path: Path) -> None:
+    _initial(tmp_path / "initial")
+    honest = {1: _site(0.01, 30), 2: _site(0.02, 10, dice=0.9)}
+    bad = {
+        3: _site(0.01, 10, corrupt=_nan),
+        4: _site(0.01, 10, corrupt=lambda a: a.update(
+            {member_key(0, "conv.bias"): np.zeros(5, np.float32)})),
+        5: _site(0.01, 10, corrupt=lambda a: a.update(
+            {member_key(1, "conv.weight"): a[member_key(1, "conv.weight")] * np.float32(1e4)})),
+        6: lambda m: Message(Error(code=0, reason="out of memory"), reply_to=m),
+        7: lambda m: None,  # dropped connection: never answers
+    }
+    grid = FakeGrid({**honest, **bad})  # type: ignore[dict-item]
+    settings = _settings(tmp_path, min_train_nodes=7, min_available_nodes=7)
+    outcome = run_federation(grid, settings)  # type: ignore[arg-type]
+    assert (outcome.start_version, outcome.final_version) == (0, 2)
+
+    store = CheckpointStore(tmp_path / "checkpoints")
+    versions = store.versions()
+    assert [v.version for v in versions] == [0, 1, 2]
+    assert [v.parent for v in versions] == [None, 0, 1]
+    one = versions[1]
+    assert sorted(c.node_id for c in one.contributions) == [1, 2]
+    assert {c.node_id: c.examples for c in one.contributions} == {1: 30, 2: 10}
+    reasons = {r["node_id"]: r["reason"] for r in one.rejected}
+    assert set(reasons) == {3, 4, 5, 6}
+    assert "NaN" in reasons[3] and "shape (5,)" in reasons[4]
+    assert "changed by" in reasons[5] and "out of memory" in reasons[6]
+    assert one.plans_sha256 == plans_digest(PLANS)
+
+    # Version 1 is the patch-weighted mean of the two honest updates of version 0.
+    v0, v1 = store.load(0), store.load(1)
+    for name, array in v0.items():
+        expected = array + (0.75 * 0.01 + 0.25 * 0.02) * np.sign(array)
+        np.testing.assert_allclose(v1[name], expected, rtol=1e-5, atol=1e-6)
+
+    # Every site got the contract's config: protocol, plans and their digest, the version.
+    config = honest[1].seen[0]  # type: ignore[attr-defined]
+    assert config[ConfigKey.PROTOCOL] == PROTOCOL_VERSION
+    assert json.loads(config[ConfigKey.PLANS]) == PLANS
+    assert config[ConfigKey.PLANS_SHA256] == plans_digest(PLANS)
+    assert config[ConfigKey.GLOBAL_VERSION] == 0
+
+    evaluations = read_evaluations(tmp_path / "checkpoints")
+    dice = {(r["version"], r["node_id"]): r.get("dice") for r in evaluations}
+    assert dice[(1, 2)] == 0.9 and dice[(2, 1)] == 0.7
+
+
+def test_a_restarted_server_resumes_from_the_last_version(tmp_path: Path) -> None:
+    _initial(tmp_path / "initial")
+    sites = {n: _site(0.01, 10) for n in (1, 2, 3)}
+    run_federation(FakeGrid(sites), _settings(tmp_path))  # type: ignore[arg-type, dict-item]
+    outcome = run_federation(FakeGrid(sites),  # type: ignore[arg-type, dict-item]
+                             _settings(tmp_path, num_server_rounds=1))
+    assert (outcome.start_version, outcome.final_version) == (2, 3)
+    latest = CheckpointStore(tmp_path / "checkpoints").latest()
+    assert latest is not None and latest.parent == 2
+    assert sites[1].seen[-2][ConfigKey.GLOBAL_VERSION] == 2  # type: ignore[attr-defined]
+
+
+def test_a_round_without_any_valid_update_keeps_the_global_model(tmp_path: Path) -> None:
+    _initial(tmp_path / "initial")
+    sites = {n: _site(0.01, 10, corrupt=_nan) for n in (1, 2, 3)}
+    outcome = run_federation(FakeGrid(sites), _settings(tmp_path))  # type: ignore[arg-type, dict-item]
+    assert outcome.final_version == 0
+    assert len(outcome.rejected) == 6  # 3 sites × 2 rounds
+    assert [v.version for v in CheckpointStore(tmp_path / "checkpoints").versions()] == [0]
+
+
+def test_the_federations_plans_cannot_change(tmp_path: Path) -> None:
+    _initial(tmp_path / "initial")
+    sites = {n: _site(0.01, 10) for n in (1, 2, 3)}
+    run_federation(FakeGrid(sites), _settings(tmp_path, num_server_rounds=1))  # type: ignore[arg-type, dict-item]
+    _initial(tmp_path / "other", {**PLANS, "plans_name": "bigger"})
+    with pytest.raises(FederationError, match="differs from the federation's plans"):
+        run_federation(FakeGrid(sites),  # type: ignore[arg-type, dict-item]
+                       _settings(tmp_path, initial_model=str(tmp_path / "other")))
+
+
+def test_settings_refuse_nonsense() -> None:
+    with pytest.raises(FederationError, match="checkpoint-dir"):
+        ServerSettings.from_run_config({})
+    with pytest.raises(FederationError, match="strategy 'fedsgd'"):
+        ServerSettings.from_run_config({"checkpoint-dir": "x", "strategy": "fedsgd"})
+    with pytest.raises(FederationError, match="round-timeout must be positive"):
+        ServerSettings.from_run_config({"checkpoint-dir": "x", "round-timeout": 0})
