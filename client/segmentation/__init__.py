@@ -48,12 +48,20 @@ from pathloop.client.segmentation.task import Channel, SegmentationTask
 if TYPE_CHECKING:
     from pathloop.client.segmentation.ensemble import Ensemble
     from pathloop.client.segmentation.training import TrainingEvent, train_ensemble
+    from pathloop.client.segmentation.weights import (
+        ensemble_arrays,
+        ensemble_plans,
+        write_ensemble,
+    )
 
 # Names whose modules import torch and nnunetv2 (seconds of start-up): imported on first use.
 _LAZY = {
     "Ensemble": "pathloop.client.segmentation.ensemble",
     "TrainingEvent": "pathloop.client.segmentation.training",
     "train_ensemble": "pathloop.client.segmentation.training",
+    "ensemble_arrays": "pathloop.client.segmentation.weights",
+    "ensemble_plans": "pathloop.client.segmentation.weights",
+    "write_ensemble": "pathloop.client.segmentation.weights",
 }
 
 
@@ -85,9 +93,12 @@ __all__ = [
     "TrainingError",
     "TrainingEvent",
     "TrainingProfile",
+    "ensemble_arrays",
+    "ensemble_plans",
     "export_dataset",
     "get_profile",
     "make_splits",
     "read_dataset",
     "train_ensemble",
+    "write_ensemble",
 ]
