@@ -100,6 +100,9 @@ class TrainingProfile:
     n_proc_data_augmentation:
         Worker processes for nnU-Net's data augmentation (0 = in the training process);
         ``None`` lets nnU-Net decide (up to 12, capped at the CPU count).
+    proximal_mu:
+        FedProx's μ: ``μ/2 · ‖w − w⁰‖²`` is added to the loss, ``w⁰`` the weights a fold
+        starts from (0 = plain training).
     """
 
     name: str
@@ -113,10 +116,13 @@ class TrainingProfile:
     initial_lr: float | None = None
     hue_shift: float = 0.0
     n_proc_data_augmentation: int | None = None
+    proximal_mu: float = 0.0
 
     def __post_init__(self) -> None:
         if self.n_folds < 2:
             raise ConfigError(f"profile {self.name!r}: n_folds must be >= 2")
+        if self.proximal_mu < 0:
+            raise ConfigError(f"profile {self.name!r}: proximal_mu must be >= 0")
         if not 0.0 <= self.hue_shift <= 0.5:
             raise ConfigError(f"profile {self.name!r}: hue_shift must lie in [0, 0.5]")
         for key in ("num_epochs", "iterations_per_epoch", "val_iterations_per_epoch",

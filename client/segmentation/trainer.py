@@ -10,7 +10,9 @@ attributes after construction and before :meth:`run_training`:
   to fine-tune or retrain a fold from its previous weights;
 - ``hue_shift``: adds :class:`HueRotationTransform` to the training augmentation;
 - ``plot_every``: nnU-Net redraws ``progress.png`` after every epoch (≈0.8 s with
-  matplotlib, a fifth of a tiny epoch); here every ``plot_every`` epochs and at the end.
+  matplotlib, a fifth of a tiny epoch); here every ``plot_every`` epochs and at the end;
+- ``proximal_mu``: FedProx's term ``μ/2 · ‖w − w⁰‖²`` added to the training loss, ``w⁰``
+  the weights the fold started from (the global model of a federated round).
 """
 
 from __future__ import annotations
@@ -45,6 +47,28 @@ class _SparsePlotLogger(MetaLogger):
         super().plot_progress_png(output_folder)
 
 
+class ProximalLoss(torch.nn.Module):
+    """A loss plus FedProx's ``μ/2 · ‖w − w⁰‖²`` while the network trains.
+
+    ``w⁰`` is a copy of the network's parameters when this loss is built; in evaluation
+    mode (nnU-Net's validation steps) the plain loss is returned.
+    """
+
+    def __init__(self, loss: torch.nn.Module, network: torch.nn.Module, mu: float) -> None:
+        super().__init__()
+        self.loss, self.network, self.mu = loss, network, float(mu)
+        self.reference = [p.detach().clone() for p in network.parameters()]
+
+    def forward(self, output: Any, target: Any) -> torch.Tensor:
+        """The wrapped loss, plus the proximal term in training mode."""
+        value: torch.Tensor = self.loss(output, target)
+        if not self.network.training or self.mu == 0:
+            return value
+        proximal = sum(torch.sum((p - r) ** 2)
+                       for p, r in zip(self.network.parameters(), self.reference, strict=True))
+        return value + (self.mu / 2) * proximal
+
+
 class PathloopTrainer(nnUNetTrainer):
     """``nnUNetTrainer`` plus start weights, hue augmentation and sparse progress plots."""
 
@@ -54,6 +78,7 @@ class PathloopTrainer(nnUNetTrainer):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.initial_weights: Mapping[str, torch.Tensor] | None = None
         self.hue_shift = 0.0
+        self.proximal_mu = 0.0
         self.plot_every = 10
         self.logger = _SparsePlotLogger(self.output_folder, self.plot_every)
 
@@ -69,6 +94,8 @@ class PathloopTrainer(nnUNetTrainer):
         self.logger.every = max(1, self.plot_every)
         if self.initial_weights is not None:
             self.network.load_state_dict(dict(self.initial_weights), strict=True)
+        if self.proximal_mu > 0:
+            self.loss = ProximalLoss(self.loss, self.network, self.proximal_mu)  # type: ignore[has-type]
 
     def get_training_transforms(self, *args: Any, **kwargs: Any) -> Any:
         """nnU-Net's training augmentation, plus a hue rotation when ``hue_shift > 0``."""
@@ -90,4 +117,4 @@ class PathloopTrainer(nnUNetTrainer):
             self.logger.plot_now(self.output_folder)
 
 
-__all__ = ["HUE_PROBABILITY", "PathloopTrainer"]
+__all__ = ["HUE_PROBABILITY", "PathloopTrainer", "ProximalLoss"]

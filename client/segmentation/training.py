@@ -228,6 +228,7 @@ def _train_fold(
         if profile.initial_lr is not None:
             trainer.initial_lr = profile.initial_lr
         trainer.hue_shift = profile.hue_shift
+        trainer.proximal_mu = profile.proximal_mu
         trainer.save_every = 10**9  # no intermediate "latest" checkpoints
         trainer.initial_weights = initial_weights
         try:

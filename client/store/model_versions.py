@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from pathloop.client.errors import RecordNotFoundError
@@ -69,3 +69,11 @@ def get(session: Session, version_id: int) -> ModelVersionRecord:
         weights_uri=row.weights_uri,
         created_at=row.created_at,
     )
+
+
+def latest(session: Session, kind: str) -> ModelVersionRecord | None:
+    """The newest model version of a kind (highest id), or ``None``."""
+    version_id = session.scalars(
+        select(ModelVersion.id).where(ModelVersion.kind == kind)
+        .order_by(ModelVersion.id.desc()).limit(1)).first()
+    return None if version_id is None else get(session, version_id)

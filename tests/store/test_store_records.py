@@ -163,6 +163,10 @@ def test_model_versions_keep_their_lineage(store: Store) -> None:
     assert child.parent_id == base.id and child.provenance["sites"] == ["site-a", "site-b"]
     with pytest.raises(RecordNotFoundError):
         store.add_model_version(name="orphan", kind="uga-ensemble", parent_id=99)
+    other = store.add_model_version(name="inspect", kind="ai2seg")
+    assert store.latest_model_version("uga-ensemble") == child
+    assert store.latest_model_version("ai2seg") == other
+    assert store.latest_model_version("upgrade") is None
 
 
 def test_rankings_and_worklist_status(store: Store, slide: SlideRecord) -> None:
@@ -215,7 +219,8 @@ def test_the_public_surface() -> None:
     methods = {name for name in vars(Store) if not name.startswith("_")}
     assert methods == {
         "open", "close", "add_slide", "get_slide", "find_slide", "list_slides", "add_tiling",
-        "latest_tiling", "iter_tiles", "add_model_version", "get_model_version", "add_ranking",
+        "latest_tiling", "iter_tiles", "add_model_version", "get_model_version",
+        "latest_model_version", "add_ranking",
         "latest_ranking", "ranked_patches", "set_patch_status", "save_correction",
         "latest_corrections", "correction_history", "audit_events",
     }  # fmt: skip
