@@ -212,6 +212,38 @@ def model_train(
                   highlight=False)
 
 
+@model_app.command("export")
+def model_export(
+    version: int = typer.Argument(..., help="Model version id."),
+    out: Path = typer.Argument(..., help="New folder for the shipped model."),
+) -> None:
+    """Export a model version as a federation's initial model (no training logs)."""
+    from pathloop.client.segmentation import export_model
+
+    with _store(_settings()) as store:
+        record = store.get_model_version(version)
+        if not record.weights_uri:
+            raise ConfigError(f"model version {version} has no weights")
+        target = export_model(record.weights_uri, out)
+    console.print(f"exported model version {version} to {target} (arrays.npz for the "
+                  "aggregation server)", highlight=False)
+
+
+@model_app.command("import")
+def model_import(
+    folder: Path = typer.Argument(..., help="A shipped model folder."),
+    name: str = typer.Option("initial", "--name", help="Name of the local model version."),
+) -> None:
+    """Take a shipped model folder (the federation's initial model) as the current model."""
+    from pathloop.client.federated import import_model
+
+    settings = _settings()
+    with _store(settings) as store:
+        record = import_model(settings, store, folder, name)
+    console.print(f"model version {record.id} {record.name} at {record.weights_uri}",
+                  highlight=False)
+
+
 @app.command("predict")
 def predict(
     slide: str = typer.Argument(..., help="Slide id, content-hash prefix or path."),

@@ -16,7 +16,8 @@ non-zero; anything outside this tree is a bug and keeps its traceback.
     │   │   ├── UnsupportedSlideError (415)
     │   │   ├── CorruptSlideError (422)
     │   │   └── MissingResolutionError (422)
-    │   └── RegionError (422)             a requested region or resolution is impossible
+    │   ├── RegionError (422)             a requested region or resolution is impossible
+    │   └── ProtocolError (422)           a federation message breaks the wire contract
     └── StoreError (500)                  the local store
         ├── RecordNotFoundError (404)
         ├── ConflictError (409)           a save based on a stale version
@@ -96,6 +97,10 @@ class RegionError(InputError):
     """A requested region, size or resolution cannot be read from this slide."""
 
 
+class ProtocolError(InputError):
+    """A message from the aggregation server breaks the wire contract (version, plans)."""
+
+
 class StoreError(PathloopError):
     """The local store failed or refused an operation."""
 
@@ -124,6 +129,7 @@ __all__ = [
     "MissingResolutionError",
     "PathOutsideRootsError",
     "PathloopError",
+    "ProtocolError",
     "RecordNotFoundError",
     "RegionError",
     "SchemaError",

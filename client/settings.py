@@ -66,6 +66,40 @@ class TilingSettings(_Section):
         return self.stride or self.tile_size
 
 
+class FederationSettings(_Section):
+    """What the site trains and evaluates on in federated rounds.
+
+    Attributes
+    ----------
+    training_images, training_masks:
+        Folders of RGB tiles and label masks named alike (the site's own training data);
+        the site's corrections are added to them every round.
+    held_out_images, held_out_masks:
+        Tiles and masks the site scores each global model on (never trained on).
+    mpp:
+        Resolution of those tiles in µm/px (the model's).
+    labels:
+        Label names, value 0 first.
+    profile:
+        Training profile (``tiny`` on CPUs, ``nnunet`` with a GPU).
+    device:
+        Torch device for training and evaluation.
+    rerank_k:
+        After each round, predict the site's slides with the new global model and put the
+        top ``rerank_k`` patches per slide in the worklist (0: do not).
+    """
+
+    training_images: Path | None = None
+    training_masks: Path | None = None
+    held_out_images: Path | None = None
+    held_out_masks: Path | None = None
+    mpp: float = Field(0.5, gt=0)
+    labels: tuple[str, ...] = ("background", "foreground")
+    profile: str = "tiny"
+    device: str = "cpu"
+    rerank_k: int = Field(0, ge=0)
+
+
 class SiteSettings(_Section):
     """Everything a site node needs to know, validated on load.
 
@@ -86,6 +120,7 @@ class SiteSettings(_Section):
     database_url: str | None = None
     slide_roots: tuple[Path, ...] = ()
     tiling: TilingSettings = TilingSettings()
+    federation: FederationSettings = FederationSettings()
 
     @field_validator("site_id")
     @classmethod
@@ -136,6 +171,12 @@ class SiteSettings(_Section):
         base = path.resolve().parent
         if "data-dir" in values:
             values["data-dir"] = str(base / Path(values["data-dir"]).expanduser())
+        federation = values.get("federation")
+        if isinstance(federation, dict):
+            for key in ("training-images", "training-masks", "held-out-images",
+                        "held-out-masks"):
+                if isinstance(federation.get(key), str):
+                    federation[key] = str(base / Path(federation[key]).expanduser())
         if "slide-roots" in values and isinstance(values["slide-roots"], list):
             values["slide-roots"] = [str(base / Path(root).expanduser())
                                      for root in values["slide-roots"]]

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from pathloop.client.segmentation.weights import (
         ensemble_arrays,
         ensemble_plans,
+        export_model,
         write_ensemble,
     )
 
@@ -61,6 +62,7 @@ _LAZY = {
     "train_ensemble": "pathloop.client.segmentation.training",
     "ensemble_arrays": "pathloop.client.segmentation.weights",
     "ensemble_plans": "pathloop.client.segmentation.weights",
+    "export_model": "pathloop.client.segmentation.weights",
     "write_ensemble": "pathloop.client.segmentation.weights",
 }
 
@@ -96,6 +98,7 @@ __all__ = [
     "ensemble_arrays",
     "ensemble_plans",
     "export_dataset",
+    "export_model",
     "get_profile",
     "make_splits",
     "read_dataset",

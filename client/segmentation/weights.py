@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from pathloop.client.segmentation.checkpoints import load_checkpoint, write_checkpoint
 from pathloop.client.segmentation.errors import ModelError, PlansMismatchError
 from pathloop.client.segmentation.model_card import (
+    CARD_NAME,
     DATASET_JSON_NAME,
     PLANS_NAME,
     ModelCard,
@@ -91,7 +92,15 @@ def write_ensemble(arrays: Mapping[str, NDArray[Any]], template: Path | str,
     card = ModelCard.read(source)
     by_fold: dict[int, dict[str, torch.Tensor]] = {fold: {} for fold in card.folds}
     for key, array in arrays.items():
-        fold, name = parse_member_key(key)
+        try:
+            fold, name = parse_member_key(key)
+        except ValueError as error:
+            raise PlansMismatchError(checkpoint_path(source, 0), source / PLANS_NAME,
+                                     str(error)) from None
+        if array.dtype != np.float32:
+            raise ModelError(source, f"{key}: weights must be float32, got {array.dtype}")
+        if not np.isfinite(array).all():
+            raise ModelError(source, f"{key}: weights hold NaN or infinite values")
         if fold not in by_fold:
             raise PlansMismatchError(checkpoint_path(source, 0), source / PLANS_NAME,
                                      f"arrays for fold {fold}, the model has {card.folds}")
@@ -120,6 +129,35 @@ def write_ensemble(arrays: Mapping[str, NDArray[Any]], template: Path | str,
     return final
 
 
+def export_model(model_dir: Path | str, out: Path | str) -> Path:
+    """A model folder as a federation's initial model, ready to ship.
+
+    ``out`` receives the folder without its training logs and plots (which name training
+    cases) — card, plans, dataset.json and one checkpoint per fold, what every site imports
+    — plus ``arrays.npz``: the member arrays the aggregation server starts from.
+    """
+    source, target = Path(model_dir), Path(out)
+    if target.exists():
+        raise ModelError(target, "already exists")
+    card = ModelCard.read(source)
+    arrays = ensemble_arrays(source)
+    staging = target.parent / f".{target.name}.partial-{os.getpid()}-{time.time_ns()}"
+    staging.mkdir(parents=True)
+    try:
+        for name in (CARD_NAME, PLANS_NAME, DATASET_JSON_NAME):
+            shutil.copyfile(source / name, staging / name)
+        for fold in card.folds:
+            fold_dir(staging, fold).mkdir()
+            shutil.copyfile(checkpoint_path(source, fold), checkpoint_path(staging, fold))
+        named: dict[str, Any] = dict(arrays)
+        np.savez(staging / "arrays.npz", allow_pickle=False, **named)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
 def _check_layout(source: Path, fold: int, expected: Mapping[str, torch.Tensor],
                   given: Mapping[str, torch.Tensor]) -> None:
     missing = sorted(set(expected) - set(given))
@@ -135,4 +173,4 @@ def _check_layout(source: Path, fold: int, expected: Mapping[str, torch.Tensor],
                                      f"the plans give {tuple(tensor.shape)}")
 
 
-__all__ = ["ensemble_arrays", "ensemble_plans", "plans_digest", "write_ensemble"]
+__all__ = ["ensemble_arrays", "ensemble_plans", "export_model", "plans_digest", "write_ensemble"]

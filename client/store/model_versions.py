@@ -71,9 +71,10 @@ def get(session: Session, version_id: int) -> ModelVersionRecord:
     )
 
 
-def latest(session: Session, kind: str) -> ModelVersionRecord | None:
-    """The newest model version of a kind (highest id), or ``None``."""
-    version_id = session.scalars(
-        select(ModelVersion.id).where(ModelVersion.kind == kind)
-        .order_by(ModelVersion.id.desc()).limit(1)).first()
+def latest(session: Session, kind: str, name: str | None = None) -> ModelVersionRecord | None:
+    """The newest model version of a kind (and name, when given), or ``None``."""
+    query = select(ModelVersion.id).where(ModelVersion.kind == kind)
+    if name is not None:
+        query = query.where(ModelVersion.name == name)
+    version_id = session.scalars(query.order_by(ModelVersion.id.desc()).limit(1)).first()
     return None if version_id is None else get(session, version_id)

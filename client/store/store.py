@@ -245,10 +245,11 @@ class Store:
         with read_session(self.engine) as session:
             return model_versions.get(session, version_id)
 
-    def latest_model_version(self, kind: str) -> ModelVersionRecord | None:
+    def latest_model_version(self, kind: str, name: str | None = None
+                             ) -> ModelVersionRecord | None:
         """The newest model version of ``kind`` (e.g. the site's current ensemble)."""
         with read_session(self.engine) as session:
-            return model_versions.latest(session, kind)
+            return model_versions.latest(session, kind, name)
 
     def add_ranking(
         self,

@@ -167,6 +167,7 @@ def test_model_versions_keep_their_lineage(store: Store) -> None:
     assert store.latest_model_version("uga-ensemble") == child
     assert store.latest_model_version("ai2seg") == other
     assert store.latest_model_version("upgrade") is None
+    assert store.latest_model_version("uga-ensemble", "uga-r0") == base
 
 
 def test_rankings_and_worklist_status(store: Store, slide: SlideRecord) -> None:

@@ -1,0 +1,251 @@
+"""The site's side of a federated round (plain use cases; Flower lives in client/federation).
+
+A round at a site, as the aggregation server drives it:
+
+train
+    The global ensemble arrives as arrays; it becomes a local model version
+    (:func:`adopt_global`: only if its plans are the site's own, checked by digest); the site
+    fine-tunes every fold from it on its training tiles plus every correction its
+    pathologists made, and returns the new weights with counts. Patches, paths and names
+    never leave: :func:`train_round` returns ``fold<k>/<parameter>`` arrays and numbers.
+evaluate
+    The aggregated ensemble arrives; it becomes the site's current model, is scored by Dice
+    on the site's held-out tiles, and (when ``rerank-k`` is set) predicts the site's slides
+    and refreshes their worklists: the loop closes at the site.
+query
+    Counts only (:func:`site_status`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pathloop.client.errors import InputError, ProtocolError
+from pathloop.client.loop import (
+    MODEL_KIND,
+    correction_cases,
+    dice,
+    folder_cases,
+    load_ensemble,
+    model_dir,
+    predict_stored_slide,
+    rank_stored_slide,
+    train_model,
+)
+from pathloop.client.ranking import PatchSpec
+from pathloop.client.segmentation import Case, SegmentationTask, get_profile
+from pathloop.client.settings import SiteSettings
+from pathloop.client.store import ModelVersionRecord, Store
+from pathloop.server.contract import PROTOCOL_VERSION, ConfigKey, MetricKey, plans_digest
+
+logger = logging.getLogger(__name__)
+
+Arrays = Mapping[str, NDArray[Any]]
+#: Hue shifts during local fine-tuning, as in the UGA paper's retraining.
+ROUND_HUE_SHIFT = 0.05
+
+
+@dataclass(frozen=True)
+class RoundConfig:
+    """What the server asks of this round (parsed from its ConfigRecord)."""
+
+    server_round: int
+    global_version: int
+    plans_sha256: str
+    local_epochs: int
+    learning_rate: float
+    proximal_mu: float
+
+    @classmethod
+    def parse(cls, config: Mapping[str, Any]) -> RoundConfig:
+        """Check the protocol version and the plans' digest; read the round's settings.
+
+        Raises
+        ------
+        ProtocolError
+            Another protocol version, plans that do not match their digest, or a key missing.
+        """
+        version = config.get(ConfigKey.PROTOCOL)
+        if version != PROTOCOL_VERSION:
+            raise ProtocolError(f"server speaks protocol {version!r}, this site "
+                                f"{PROTOCOL_VERSION}: upgrade one of them")
+        try:
+            plans = json.loads(str(config[ConfigKey.PLANS]))
+            digest = str(config[ConfigKey.PLANS_SHA256])
+            parsed = cls(int(config.get(ConfigKey.ROUND, 0)),
+                         int(config[ConfigKey.GLOBAL_VERSION]), digest,
+                         int(config.get(ConfigKey.LOCAL_EPOCHS, 1)),
+                         float(config.get(ConfigKey.LEARNING_RATE, 1e-3)),
+                         float(config.get(ConfigKey.PROXIMAL_MU, 0.0)))
+        except (KeyError, ValueError, TypeError) as error:
+            raise ProtocolError(f"malformed round config ({error!r})") from None
+        if plans_digest(plans) != digest:
+            raise ProtocolError("the global plans do not match their SHA-256")
+        return parsed
+
+
+@dataclass(frozen=True)
+class LocalData:
+    """A site's own tiles: what it trains on (beside corrections) and what it scores on.
+
+    ``training`` and ``held_out`` hold ``(H, W, 3)`` uint8 tiles with ``(H, W)`` uint8 masks
+    at ``mpp`` µm/px.
+    """
+
+    task: SegmentationTask
+    mpp: float
+    training: Sequence[Case]
+    held_out: Sequence[Case]
+
+    @classmethod
+    def from_settings(cls, settings: SiteSettings) -> LocalData:
+        """Read the folders named in ``[federation]`` of the site config."""
+        fed = settings.federation
+        task = SegmentationTask("federated", {n: i for i, n in enumerate(fed.labels)})
+        folders = (fed.training_images, fed.training_masks, fed.held_out_images,
+                   fed.held_out_masks)
+        if any(folder is None for folder in folders):
+            raise InputError("site config: [federation] needs training-images, "
+                             "training-masks, held-out-images and held-out-masks")
+        train_images, train_masks, held_images, held_masks = folders
+        assert train_images and train_masks and held_images and held_masks
+        return cls(task, fed.mpp, list(folder_cases(train_images, train_masks)),
+                   list(folder_cases(held_images, held_masks)))
+
+
+def adopt_global(settings: SiteSettings, store: Store, arrays: Arrays,
+                 config: RoundConfig) -> ModelVersionRecord:
+    """The global ensemble as a local model version (reused if this version is known).
+
+    Raises
+    ------
+    InputError
+        The site has no model to build on (import the federation's initial model first).
+    ProtocolError
+        The global plans are not the site's (it refuses to train under another plan).
+    """
+    from pathloop.client.segmentation import ensemble_plans, write_ensemble
+
+    name = f"global-v{config.global_version:04d}"
+    known = store.latest_model_version(MODEL_KIND, name)
+    if known is not None:
+        return known
+    current = store.latest_model_version(MODEL_KIND)
+    if current is None or not current.weights_uri:
+        raise InputError("this site has no model yet: import the federation's initial "
+                         "model first (pathloop model import)")
+    local = plans_digest(ensemble_plans(current.weights_uri))
+    if local != config.plans_sha256:
+        raise ProtocolError(f"the federation's plans ({config.plans_sha256[:12]}) differ "
+                            f"from this site's model plans ({local[:12]}); refusing to train")
+    target = write_ensemble(arrays, current.weights_uri, model_dir(settings, name),
+                            extra={"global_version": config.global_version})
+    return store.add_model_version(
+        name=name, kind=MODEL_KIND, parent_id=current.id, weights_uri=str(target),
+        provenance={**current.provenance, "global_version": config.global_version,
+                    "received": "federation", "server_round": config.server_round},
+        actor="federation")
+
+
+def train_round(settings: SiteSettings, store: Store, data: LocalData, arrays: Arrays,
+                config: RoundConfig) -> tuple[dict[str, NDArray[np.float32]], dict[str, float]]:
+    """Fine-tune the global ensemble on local tiles plus corrections; weights and counts."""
+    from pathloop.client.segmentation import ensemble_arrays
+
+    started = time.perf_counter()
+    global_version = adopt_global(settings, store, arrays, config)
+    corrections = store.latest_corrections(settings.site_id)
+    cases = [*data.training, *correction_cases(settings, store, corrections)]
+    profile = get_profile(settings.federation.profile).with_overrides(
+        num_epochs=config.local_epochs, initial_lr=config.learning_rate,
+        proximal_mu=config.proximal_mu, hue_shift=ROUND_HUE_SHIFT)
+    name = f"local-v{config.global_version:04d}-r{config.server_round}-{time.time_ns()}"
+    local = train_model(settings, store, cases, task=data.task, mpp=data.mpp,
+                        profile=profile, name=name, parent=global_version,
+                        corrections=corrections, device=settings.federation.device)
+    assert local.weights_uri is not None
+    metrics = {MetricKey.PROTOCOL: float(PROTOCOL_VERSION),
+               MetricKey.EXAMPLES: float(len(cases)),
+               MetricKey.CORRECTIONS: float(len(corrections)),
+               MetricKey.TRAIN_SECONDS: round(time.perf_counter() - started, 1)}
+    return ensemble_arrays(local.weights_uri), metrics
+
+
+def evaluate_round(settings: SiteSettings, store: Store, data: LocalData, arrays: Arrays,
+                   config: RoundConfig) -> dict[str, float]:
+    """Adopt the aggregated ensemble as current, score it on held-out tiles, re-rank."""
+    version = adopt_global(settings, store, arrays, config)
+    scores = held_out_dice(version, data, settings.federation.device)
+    if settings.federation.rerank_k:
+        refresh_worklists(settings, store, version, k=settings.federation.rerank_k)
+    return {MetricKey.PROTOCOL: float(PROTOCOL_VERSION),
+            MetricKey.DICE: float(np.mean(scores)) if scores else 0.0,
+            MetricKey.HELD_OUT: float(len(scores))}
+
+
+def held_out_dice(version: ModelVersionRecord, data: LocalData, device: str = "cpu"
+                  ) -> list[float]:
+    """Foreground Dice of the fold mean's argmax on each held-out tile."""
+    ensemble = load_ensemble(version, device)
+    scores = []
+    for case in data.held_out:
+        probs = ensemble.predict_folds(case.image[None])  # (K, 1, C, H, W)
+        predicted = probs.mean(axis=0)[0].argmax(axis=0)
+        scores.append(dice(predicted, case.mask))
+    return scores
+
+
+def refresh_worklists(settings: SiteSettings, store: Store, version: ModelVersionRecord, *,
+                      k: int, spec: PatchSpec | None = None) -> int:
+    """Predict every slide of the site with ``version`` and rank its patches; slides done."""
+    ensemble = load_ensemble(version, settings.federation.device)
+    spec = spec or PatchSpec()
+    slides = store.list_slides(settings.site_id)
+    for slide in slides:
+        predict_stored_slide(settings, store, slide, ensemble, version)
+        rank_stored_slide(settings, store, slide, spec=spec, k=k)
+    return len(slides)
+
+
+def import_model(settings: SiteSettings, store: Store, folder: Path, name: str
+                 ) -> ModelVersionRecord:
+    """Take a shipped model folder (the federation's initial model) as the site's current."""
+    from pathloop.client.segmentation import Ensemble
+
+    Ensemble.load(folder)  # every fold present and fitting its plans, or a clear error
+    target = model_dir(settings, name)
+    if target.exists():
+        raise InputError(f"model {name!r} already exists at {target}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{name}.importing-{time.time_ns()}"
+    shutil.copytree(folder, staging, ignore=shutil.ignore_patterns("arrays.npz"))
+    staging.rename(target)
+    return store.add_model_version(name=name, kind=MODEL_KIND, weights_uri=str(target),
+                                   provenance={"imported": True}, actor="site-operator")
+
+
+def site_status(settings: SiteSettings, store: Store) -> dict[str, float]:
+    """Counts for the central team: slides, corrections, pending worklist patches."""
+    slides = store.list_slides(settings.site_id)
+    pending = 0
+    for slide in slides:
+        ranking = store.latest_ranking(slide.id)
+        if ranking is not None:
+            pending += sum(p.status == "pending" for p in store.ranked_patches(ranking.id))
+    return {MetricKey.PROTOCOL: float(PROTOCOL_VERSION), MetricKey.SLIDES: float(len(slides)),
+            MetricKey.CORRECTIONS: float(len(store.latest_corrections(settings.site_id))),
+            MetricKey.PENDING: float(pending)}
+
+
+__all__ = ["LocalData", "RoundConfig", "adopt_global", "evaluate_round", "held_out_dice",
+           "import_model", "refresh_worklists", "site_status", "train_round"]

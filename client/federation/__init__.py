@@ -1,0 +1,1 @@
+"""The site's Flower ClientApp: translates messages to :mod:`pathloop.client.federated`."""

@@ -1,0 +1,107 @@
+"""The Flower ClientApp of a site: messages in, :mod:`pathloop.client.federated` use cases.
+
+The SuperNode names the site's config file in its node config::
+
+    flower-supernode … --node-config "site-config='/etc/pathloop/site.toml'"
+
+Replies hold the ensemble's arrays and numbers only. A failure the site can explain (a
+:class:`PathloopError`) is logged in full here and answered with an error reply naming only
+its kind: error messages may name local files, and no path leaves the site.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from pathloop.client.errors import ConfigError, PathloopError
+from pathloop.client.federated import (
+    LocalData,
+    RoundConfig,
+    evaluate_round,
+    site_status,
+    train_round,
+)
+from pathloop.client.settings import SiteSettings
+from pathloop.client.store import Store
+from pathloop.server.contract import ARRAYS, CONFIG, METRICS
+
+logger = logging.getLogger(__name__)
+
+SITE_CONFIG_KEY = "site-config"
+#: Error code of a refused or failed round (Flower reserves small codes for its own).
+SITE_ERROR = 3001
+
+app = ClientApp()
+
+
+def site_settings(context: Context) -> SiteSettings:
+    """The site's settings from the file its SuperNode's node config names."""
+    path = context.node_config.get(SITE_CONFIG_KEY)
+    if not path:
+        raise ConfigError(f"node config has no {SITE_CONFIG_KEY!r} (the site's TOML file)")
+    return SiteSettings.from_file(Path(str(path)))
+
+
+@app.train()
+def train(message: Message, context: Context) -> Message:
+    """Fine-tune the global ensemble locally; reply with weights and counts."""
+    def run() -> RecordDict:
+        settings = site_settings(context)
+        config = RoundConfig.parse(dict(message.content.config_records[CONFIG]))
+        arrays = _arrays(message)
+        data = LocalData.from_settings(settings)
+        with Store.open(settings) as store:
+            weights, metrics = train_round(settings, store, data, arrays, config)
+        return RecordDict({ARRAYS: ArrayRecord({k: Array(v) for k, v in weights.items()}),
+                           METRICS: MetricRecord(dict(metrics))})
+
+    return _reply(message, run)
+
+
+@app.evaluate()
+def evaluate(message: Message, context: Context) -> Message:
+    """Adopt the aggregated ensemble, score it on held-out tiles, refresh the worklist."""
+    def run() -> RecordDict:
+        settings = site_settings(context)
+        config = RoundConfig.parse(dict(message.content.config_records[CONFIG]))
+        data = LocalData.from_settings(settings)
+        with Store.open(settings) as store:
+            metrics = evaluate_round(settings, store, data, _arrays(message), config)
+        return RecordDict({METRICS: MetricRecord(dict(metrics))})
+
+    return _reply(message, run)
+
+
+@app.query()
+def query(message: Message, context: Context) -> Message:
+    """Counts of slides, corrections and pending worklist patches."""
+    def run() -> RecordDict:
+        settings = site_settings(context)
+        with Store.open(settings) as store:
+            return RecordDict({METRICS: MetricRecord(dict(site_status(settings, store)))})
+
+    return _reply(message, run)
+
+
+def _arrays(message: Message) -> dict[str, np.ndarray]:
+    record = message.content.array_records[ARRAYS]
+    return {name: array.numpy() for name, array in record.items()}
+
+
+def _reply(message: Message, run: Callable[[], RecordDict]) -> Message:
+    try:
+        return Message(run(), reply_to=message)
+    except PathloopError as error:
+        logger.error("%s refused: %s", message.metadata.message_type, error)
+        return Message(Error(code=SITE_ERROR,
+                             reason=f"{type(error).__name__} at the site (see its log)"),
+                       reply_to=message)
+
+
+__all__ = ["SITE_CONFIG_KEY", "app", "evaluate", "query", "site_settings", "train"]
