@@ -43,7 +43,7 @@ from pathloop.client.loop import (
     train_model,
 )
 from pathloop.client.ranking import PatchSpec
-from pathloop.client.segmentation import Case, SegmentationTask, get_profile
+from pathloop.client.segmentation import Case, ModelCard, SegmentationTask, get_profile
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import ModelVersionRecord, Store
 from pathloop.server.contract import PROTOCOL_VERSION, ConfigKey, MetricKey, plans_digest
@@ -164,13 +164,19 @@ def train_round(settings: SiteSettings, store: Store, data: LocalData, arrays: A
 
     started = time.perf_counter()
     global_version = adopt_global(settings, store, arrays, config)
+    assert global_version.weights_uri is not None
+    card = ModelCard.read(global_version.weights_uri)
+    task = card.task  # the federation's task and folds, not the site's guess
+    if task.label_names != data.task.label_names:
+        raise InputError(f"site config: [federation] labels {list(data.task.label_names)} "
+                         f"differ from the federation model's {list(task.label_names)}")
     corrections = store.latest_corrections(settings.site_id)
     cases = [*data.training, *correction_cases(settings, store, corrections)]
     profile = get_profile(settings.federation.profile).with_overrides(
-        num_epochs=config.local_epochs, initial_lr=config.learning_rate,
+        n_folds=card.n_folds, num_epochs=config.local_epochs, initial_lr=config.learning_rate,
         proximal_mu=config.proximal_mu, hue_shift=ROUND_HUE_SHIFT)
     name = f"local-v{config.global_version:04d}-r{config.server_round}-{time.time_ns()}"
-    local = train_model(settings, store, cases, task=data.task, mpp=data.mpp,
+    local = train_model(settings, store, cases, task=task, mpp=data.mpp,
                         profile=profile, name=name, parent=global_version,
                         corrections=corrections, device=settings.federation.device)
     assert local.weights_uri is not None

@@ -72,8 +72,9 @@ class _Lineage:
         self.rejected_log: list[dict[str, Any]] = []
         self._global: NumpyArrays = {}
 
-    def _stamp(self, config: ConfigRecord, arrays: ArrayRecord) -> None:
-        self._global = to_numpy(arrays)
+    def _stamp(self, config: ConfigRecord, arrays: ArrayRecord | None = None) -> None:
+        if arrays is not None:  # training: the reference updates are validated against
+            self._global = to_numpy(arrays)
         config[ConfigKey.PROTOCOL] = PROTOCOL_VERSION
         config[ConfigKey.GLOBAL_VERSION] = self.version
         config[ConfigKey.PLANS] = self.plans_json
@@ -179,6 +180,12 @@ class EnsembleFedAvg(_Lineage, FedAvg):
         self._stamp(config, arrays)
         return FedAvg.configure_train(self, server_round, arrays, config, grid)
 
+    def configure_evaluate(self, server_round: int, arrays: ArrayRecord,
+                           config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        """Flower's evaluation messages, with the contract's keys (the new version)."""
+        self._stamp(config)
+        return FedAvg.configure_evaluate(self, server_round, arrays, config, grid)
+
     def aggregate_train(self, server_round: int, replies: Iterable[Message]
                         ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Validate every reply, average the accepted ones member-wise, checkpoint."""
@@ -203,6 +210,12 @@ class EnsembleFedProx(_Lineage, FedProx):
         """FedProx's config (with ``proximal-mu``) plus the contract's keys."""
         self._stamp(config, arrays)
         return FedProx.configure_train(self, server_round, arrays, config, grid)
+
+    def configure_evaluate(self, server_round: int, arrays: ArrayRecord,
+                           config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        """Flower's evaluation messages, with the contract's keys (the new version)."""
+        self._stamp(config)
+        return FedProx.configure_evaluate(self, server_round, arrays, config, grid)
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]
                         ) -> tuple[ArrayRecord | None, MetricRecord | None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -144,6 +145,13 @@ def write_plot(result: UgaEvalResult, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # nnU-Net's logger sets a seaborn style with large fonts when it is imported.
+    with plt.style.context("default"):
+        _draw(plt, result, path)
+    return path
+
+
+def _draw(plt: Any, result: UgaEvalResult, path: Path) -> None:
     centres = [*centre_names(result), OVERALL]
     ks = sorted({a.k for a in result.arms if a.k})
     figure, axes = plt.subplots(1, len(centres), figsize=(3.6 * len(centres), 3.4),
@@ -167,7 +175,6 @@ def write_plot(result: UgaEvalResult, path: Path) -> Path:
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
-    return path
 
 
 def _pooled(arms: Sequence[ArmResult]) -> float:
