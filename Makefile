@@ -46,6 +46,8 @@ pytest:
 
 bench: setup-dev
 	$(BIN)/python bench/tiling.py
+	$(BIN)/python bench/ensemble.py
+	$(BIN)/python bench/federation.py
 
 clean:
 	rm -rf $(VENV) .typecheck .pytest_cache .mypy_cache .ruff_cache pathloop-demo

@@ -38,7 +38,7 @@ from pathloop.server.contract import (
     plans_digest,
 )
 from pathloop.server.errors import UpdateRejectedError
-from pathloop.server.validation import MAX_RELATIVE_CHANGE, check_metrics, check_update
+from pathloop.server.validation import MAX_RELATIVE_CHANGE, UpdateValidator, check_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,8 @@ class _Lineage:
     def _stamp(self, config: ConfigRecord, arrays: ArrayRecord | None = None) -> None:
         if arrays is not None:  # training: the reference updates are validated against
             self._global = to_numpy(arrays)
+            self._validator = UpdateValidator(self._global,
+                                              max_relative_change=self.max_relative_change)
         config[ConfigKey.PROTOCOL] = PROTOCOL_VERSION
         config[ConfigKey.GLOBAL_VERSION] = self.version
         config[ConfigKey.PLANS] = self.plans_json
@@ -144,7 +146,7 @@ class _Lineage:
             arrays = to_numpy(content.array_records[ARRAYS])
         except (TypeError, ValueError) as error:
             raise UpdateRejectedError(f"arrays do not deserialise ({error})") from None
-        check_update(arrays, self._global, max_relative_change=self.max_relative_change)
+        self._validator.check(arrays)
         return arrays, metrics
 
 

@@ -22,48 +22,84 @@ from pathloop.server.errors import UpdateRejectedError
 MAX_RELATIVE_CHANGE = 2.0
 
 
+class UpdateValidator:
+    """Checks updates against one global model (its member norms computed once).
+
+    Parameters
+    ----------
+    reference:
+        The global model the round started from.
+    max_relative_change:
+        Bound on ``‖update_k − global_k‖ / ‖global_k‖`` for every member ``k``.
+    """
+
+    def __init__(self, reference: Arrays, *,
+                 max_relative_change: float = MAX_RELATIVE_CHANGE) -> None:
+        self.reference = reference
+        self.max_relative_change = max_relative_change
+        self._members = {name: parse_member_key(name)[0] for name in reference}
+        squares: dict[int, float] = {}
+        for name, array in reference.items():
+            fold = self._members[name]
+            squares[fold] = squares.get(fold, 0.0) + _sum_of_squares(np.asarray(array))
+        self._norms = {fold: math.sqrt(value) for fold, value in squares.items()}
+
+    def check(self, update: Arrays) -> dict[int, float]:
+        """Validate an update; return each member's relative change.
+
+        Raises
+        ------
+        UpdateRejectedError
+            Names, shapes, dtypes, finiteness or the change bound are violated.
+        """
+        reference = self.reference
+        missing = sorted(set(reference) - set(update))
+        extra = sorted(set(update) - set(reference))
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing {len(missing)} arrays (e.g. {missing[0]!r})")
+            if extra:
+                parts.append(f"{len(extra)} unexpected arrays (e.g. {extra[0]!r})")
+            raise UpdateRejectedError("; ".join(parts))
+        change: dict[int, float] = {}
+        for name, expected in reference.items():
+            array = update[name]
+            if array.shape != expected.shape:
+                raise UpdateRejectedError(f"{name!r} has shape {array.shape}, expected "
+                                          f"{expected.shape}")
+            if array.dtype != expected.dtype:
+                raise UpdateRejectedError(f"{name!r} has dtype {array.dtype}, expected "
+                                          f"{expected.dtype}")
+            # One pass: a NaN or infinity anywhere makes the sum of squares non-finite.
+            squares = _sum_of_squares(np.subtract(array, expected))
+            if not math.isfinite(squares):
+                if not np.isfinite(array).all():
+                    raise UpdateRejectedError(f"{name!r} holds NaN or infinite values")
+                squares = math.inf  # finite values too far apart for float32
+            fold = self._members[name]
+            change[fold] = change.get(fold, 0.0) + squares
+        relative = {fold: math.sqrt(value) / max(self._norms[fold], 1e-12)
+                    for fold, value in change.items()}
+        for fold, value in sorted(relative.items()):
+            if value > self.max_relative_change:
+                raise UpdateRejectedError(
+                    f"member fold{fold} changed by {value:.3g}× its global norm (bound "
+                    f"{self.max_relative_change})")
+        return relative
+
+
 def check_update(update: Arrays, reference: Arrays, *,
                  max_relative_change: float = MAX_RELATIVE_CHANGE) -> dict[int, float]:
-    """Validate an update against the global model; return each member's relative change.
+    """Validate one update against the global model (see :class:`UpdateValidator`)."""
+    return UpdateValidator(reference, max_relative_change=max_relative_change).check(update)
 
-    Raises
-    ------
-    UpdateRejectedError
-        Names, shapes, dtypes, finiteness or the change bound are violated.
-    """
-    missing = sorted(set(reference) - set(update))
-    extra = sorted(set(update) - set(reference))
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} arrays (e.g. {missing[0]!r})")
-        if extra:
-            parts.append(f"{len(extra)} unexpected arrays (e.g. {extra[0]!r})")
-        raise UpdateRejectedError("; ".join(parts))
-    change: dict[int, float] = {}
-    norm: dict[int, float] = {}
-    for name, expected in reference.items():
-        array = update[name]
-        if array.shape != expected.shape:
-            raise UpdateRejectedError(f"{name!r} has shape {array.shape}, expected "
-                                      f"{expected.shape}")
-        if array.dtype != expected.dtype:
-            raise UpdateRejectedError(f"{name!r} has dtype {array.dtype}, expected "
-                                      f"{expected.dtype}")
-        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
-            raise UpdateRejectedError(f"{name!r} holds NaN or infinite values")
-        fold, _ = parse_member_key(name)
-        delta = np.asarray(array, np.float64) - np.asarray(expected, np.float64)
-        change[fold] = change.get(fold, 0.0) + float(np.square(delta).sum())
-        norm[fold] = norm.get(fold, 0.0) + float(np.square(np.asarray(expected, np.float64)).sum())
-    relative = {fold: math.sqrt(change[fold]) / max(math.sqrt(norm[fold]), 1e-12)
-                for fold in change}
-    for fold, value in sorted(relative.items()):
-        if value > max_relative_change:
-            raise UpdateRejectedError(
-                f"member fold{fold} changed by {value:.3g}× its global norm (bound "
-                f"{max_relative_change})")
-    return relative
+
+def _sum_of_squares(array: np.ndarray) -> float:
+    flat = array.reshape(-1)
+    if np.issubdtype(flat.dtype, np.floating):
+        return float(np.dot(flat, flat))  # BLAS, no temporary
+    return float(np.square(flat.astype(np.float64)).sum())
 
 
 def check_metrics(metrics: Mapping[str, object]) -> dict[str, float]:
@@ -80,4 +116,4 @@ def check_metrics(metrics: Mapping[str, object]) -> dict[str, float]:
     return values
 
 
-__all__ = ["MAX_RELATIVE_CHANGE", "check_metrics", "check_update"]
+__all__ = ["MAX_RELATIVE_CHANGE", "UpdateValidator", "check_metrics", "check_update"]

@@ -35,6 +35,10 @@ from pathloop.client.segmentation.model_card import (
 from pathloop.server.contract import member_key, parse_member_key, plans_digest
 
 Arrays = dict[str, NDArray[np.float32]]
+#: dynamic_network_architectures' U-Net decoders keep a reference to their encoder, so a
+#: state dict lists every encoder parameter twice (``encoder.…`` and ``decoder.encoder.…``).
+#: Only the first travels; the alias is refilled from it when a folder is written.
+_ALIAS_PREFIX = "decoder.encoder."
 
 
 def ensemble_arrays(model_dir: Path | str) -> Arrays:
@@ -52,7 +56,10 @@ def ensemble_arrays(model_dir: Path | str) -> Arrays:
         path = checkpoint_path(root, fold)
         if not path.is_file():
             raise ModelError(root, f"fold {fold} has no checkpoint ({path})")
-        for name, tensor in load_checkpoint(path)["network_weights"].items():
+        weights = load_checkpoint(path)["network_weights"]
+        for name, tensor in weights.items():
+            if _alias_source(str(name), weights) is not None:
+                continue
             array = tensor.detach().cpu().numpy()
             if array.dtype != np.float32:
                 raise ModelError(path, f"{name} is {array.dtype}; only float32 travels")
@@ -113,7 +120,14 @@ def write_ensemble(arrays: Mapping[str, NDArray[Any]], template: Path | str,
         card.write(staging)
         for fold in card.folds:
             original = load_checkpoint(checkpoint_path(source, fold))
-            _check_layout(source, fold, original["network_weights"], by_fold[fold])
+            template_weights = original["network_weights"]
+            unique = {k: v for k, v in template_weights.items()
+                      if _alias_source(str(k), template_weights) is None}
+            _check_layout(source, fold, unique, by_fold[fold])
+            for name in template_weights:
+                alias_of = _alias_source(str(name), template_weights)
+                if alias_of is not None:
+                    by_fold[fold][name] = by_fold[fold][alias_of]
             init = original["init_args"]
             fold_dir(staging, fold).mkdir()
             write_checkpoint(
@@ -156,6 +170,17 @@ def export_model(model_dir: Path | str, out: Path | str) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _alias_source(name: str, weights: Mapping[str, torch.Tensor]) -> str | None:
+    """The parameter ``name`` duplicates (equal values), or ``None`` if it is its own."""
+    if not name.startswith(_ALIAS_PREFIX):
+        return None
+    source = name[len("decoder."):]
+    tensor, original = weights.get(name), weights.get(source)
+    if tensor is None or original is None or tensor.shape != original.shape:
+        return None
+    return source if torch.equal(tensor, original) else None
 
 
 def _check_layout(source: Path, fold: int, expected: Mapping[str, torch.Tensor],

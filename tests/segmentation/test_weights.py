@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from tiny_nnunet import random_model_folder
 
 from pathloop.client.segmentation import (
@@ -16,6 +17,7 @@ from pathloop.client.segmentation import (
     ensemble_plans,
     write_ensemble,
 )
+from pathloop.client.segmentation.checkpoints import load_checkpoint
 from pathloop.server.contract import parse_member_key
 
 
@@ -24,6 +26,9 @@ def test_arrays_round_trip_into_a_working_model_folder(tmp_path: Path) -> None:
     arrays = ensemble_arrays(template)
     assert {parse_member_key(k)[0] for k in arrays} == {0, 1, 2, 3, 4}
     assert all(a.dtype == np.float32 and a.flags.c_contiguous for a in arrays.values())
+    # The decoder's copy of the encoder does not travel (a third of nnU-Net's state dict).
+    assert not [k for k in arrays if "/decoder.encoder." in k]
+    assert any("/encoder.stages." in k for k in arrays)
     assert ensemble_plans(template)["configurations"]["2d"]["patch_size"] == [64, 64]
 
     shifted = {k: v + np.float32(0.01) for k, v in arrays.items()}
@@ -32,6 +37,11 @@ def test_arrays_round_trip_into_a_working_model_folder(tmp_path: Path) -> None:
     assert again.keys() == arrays.keys()
     for key, value in shifted.items():
         np.testing.assert_array_equal(again[key], value)
+    weights = load_checkpoint(rebuilt / "fold_0" / "checkpoint_final.pth")["network_weights"]
+    aliases = [k for k in weights if k.startswith("decoder.encoder.")]
+    assert aliases
+    for key in aliases:
+        assert torch.equal(weights[key], weights[key[len("decoder."):]])
     tiles = np.random.default_rng(0).integers(0, 255, (2, 64, 64, 3), dtype=np.uint8)
     before = Ensemble.load(template).predict_folds(tiles)
     after = Ensemble.load(rebuilt).predict_folds(tiles)

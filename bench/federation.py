@@ -1,0 +1,179 @@
+"""Federation benchmark: our message path and aggregation beside a plain numpy weighted mean.
+
+The arrays: 5 members of nnU-Net's default 2D architecture for 256×256 RGB patches
+(``PlainConvUNet``, 7 stages, 32…512 features, 2 convolutions per stage, 2 classes — what
+nnU-Net's planner gives such a dataset; 64 M parameters once the decoder's alias of the
+encoder is left out, as sites send them), named ``fold<k>/<parameter>``, float32; 10 site
+updates, each the global model plus small seeded noise. All 10 are held at once, as
+Flower hands the server a round's replies together: about 13 GB of messages.
+
+ours
+    What the server does with a round: each update serialised into a Flower ArrayRecord (the
+    site's side), then deserialised, validated (names, shapes, dtypes, finite, change bound)
+    and added into the running member-wise weighted mean (:mod:`pathloop.server`).
+peer
+    ``sum(w_i · u_i) / Σ w_i`` per array name over the same updates held as numpy arrays:
+    no messages, no validation.
+
+Each path runs in a fresh process (peak RSS is its ``VmHWM``; the updates are generated
+before the timer starts in both). Reports seconds, the ratio ours/peer (goal ≤ 1.5), its
+parts (serialisation, deserialisation, validation, aggregation), peak RSS and bytes per
+message. Run: ``.venv/bin/python bench/federation.py``; writes ``bench/results/federation.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+N_MEMBERS = 5
+N_UPDATES = 10
+GOAL_RATIO = 1.5
+
+
+def default_2d_shapes() -> dict[str, tuple[int, ...]]:
+    """Parameter shapes of nnU-Net's default 2D network for 256² RGB patches, 2 classes."""
+    import torch
+    from dynamic_network_architectures.architectures.unet import PlainConvUNet
+
+    network = PlainConvUNet(
+        3, 7, (32, 64, 128, 256, 512, 512, 512), torch.nn.Conv2d, 3,
+        ((1, 1), (2, 2), (2, 2), (2, 2), (2, 2), (2, 2), (2, 2)), (2,) * 7, 2, (2,) * 6,
+        conv_bias=True, norm_op=torch.nn.InstanceNorm2d,
+        norm_op_kwargs={"eps": 1e-5, "affine": True}, nonlin=torch.nn.LeakyReLU,
+        nonlin_kwargs={"inplace": True})
+    # As sites send them: without the decoder's alias of the encoder (see
+    # pathloop.client.segmentation.weights).
+    return {name: tuple(t.shape) for name, t in network.state_dict().items()
+            if not name.startswith("decoder.encoder.")}
+
+
+def _arrays(shapes: dict[str, tuple[int, ...]], seed: int,
+            base: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    if base is None:
+        return {f"fold{k}/{name}": (rng.standard_normal(shape, np.float32) * np.float32(0.05))
+                for k in range(N_MEMBERS) for name, shape in shapes.items()}
+    return {name: value + rng.standard_normal(value.shape, np.float32) * np.float32(1e-3)
+            for name, value in base.items()}
+
+
+def _peak_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _child(path: str, shapes_file: Path) -> dict[str, Any]:
+    shapes = {k: tuple(v) for k, v in json.loads(shapes_file.read_text()).items()}
+    base = _arrays(shapes, 0)
+    weights = [float(10 + 7 * i) for i in range(N_UPDATES)]
+    if path == "peer":
+        updates = [_arrays(shapes, i + 1, base) for i in range(N_UPDATES)]
+        started = time.perf_counter()
+        total = sum(weights)
+        mean = {name: sum(w * u[name] for w, u in zip(weights, updates, strict=True)) / total
+                for name in base}
+        seconds = time.perf_counter() - started
+        checksum = float(sum(float(a.sum()) for a in mean.values()))
+        return {"seconds": seconds, "peak_rss_mib": _peak_mib(), "checksum": checksum}
+
+    from pathloop.server.aggregation import WeightedMean
+    from pathloop.server.strategy import to_numpy, to_record
+    from pathloop.server.validation import UpdateValidator
+
+    records, serialise = [], 0.0
+    for i in range(N_UPDATES):  # the sites' side: each update becomes a message's record
+        update = _arrays(shapes, i + 1, base)
+        started = time.perf_counter()
+        records.append(to_record(update))
+        serialise += time.perf_counter() - started
+        del update
+    message_bytes = sum(len(a.data) for a in records[0].values())
+    parts = {"deserialise": 0.0, "validate": 0.0, "aggregate": 0.0}
+    started_all = time.perf_counter()
+    validator = UpdateValidator(base)
+    mean_ = WeightedMean(base)
+    for record, weight in zip(records, weights, strict=True):
+        t0 = time.perf_counter()
+        update = to_numpy(record)
+        t1 = time.perf_counter()
+        validator.check(update)
+        t2 = time.perf_counter()
+        mean_.add(update, weight)
+        t3 = time.perf_counter()
+        parts["deserialise"] += t1 - t0
+        parts["validate"] += t2 - t1
+        parts["aggregate"] += t3 - t2
+        del update
+    result = mean_.result()
+    server = time.perf_counter() - started_all
+    checksum = float(sum(float(a.sum()) for a in result.values()))
+    return {"seconds": serialise + server, "server_seconds": server,
+            "serialise": serialise, **parts, "peak_rss_mib": _peak_mib(),
+            "message_bytes": message_bytes, "checksum": checksum}
+
+
+def _run(path: str, shapes_file: Path) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, __file__, "--child", path, str(shapes_file)],
+                         check=True, capture_output=True, text=True)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per path")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_child(args.child[0], Path(args.child[1]))))
+        return
+    RESULTS.mkdir(exist_ok=True)
+    shapes = default_2d_shapes()
+    shapes_file = RESULTS / "federation-shapes.json"
+    shapes_file.write_text(json.dumps(shapes))
+    n_params = sum(int(np.prod(s)) for s in shapes.values())
+    print(f"nnU-Net default 2D network: {n_params / 1e6:.1f} M parameters per member, "
+          f"{N_MEMBERS} members, {N_UPDATES} site updates")
+    runs: dict[str, list[dict[str, Any]]] = {"ours": [], "peer": []}
+    for round_ in range(args.rounds):
+        for path in ("ours", "peer"):
+            print(f"round {round_ + 1}/{args.rounds}: {path}…", flush=True)
+            runs[path].append(_run(path, shapes_file))
+    ours = {k: statistics.median(r[k] for r in runs["ours"]) for k in runs["ours"][0]}
+    peer = {k: statistics.median(r[k] for r in runs["peer"]) for k in runs["peer"][0]}
+    ratio = ours["seconds"] / peer["seconds"]
+    server_ratio = ours["server_seconds"] / peer["seconds"]
+    agreement = abs(ours["checksum"] - peer["checksum"]) / max(abs(peer["checksum"]), 1e-12)
+    print(f"\n{'path':>34} {'seconds':>8} {'peak MiB':>9} {'ratio':>6}")
+    print(f"{'peer: numpy weighted mean':>34} {peer['seconds']:8.2f} "
+          f"{peer['peak_rss_mib']:9.0f} {1.0:6.2f}")
+    print(f"{'ours: serialise + server':>34} {ours['seconds']:8.2f} "
+          f"{ours['peak_rss_mib']:9.0f} {ratio:6.2f}")
+    print(f"{'ours: server (from records)':>34} {ours['server_seconds']:8.2f} {'':>9} "
+          f"{server_ratio:6.2f}")
+    print("parts (s): " + ", ".join(f"{k} {ours[k]:.2f}" for k in
+                                    ("serialise", "deserialise", "validate", "aggregate")))
+    print(f"bytes per message: {ours['message_bytes'] / 2**20:.1f} MiB; results agree to "
+          f"{agreement:.1e} (relative, checksum); goal ratio ≤ {GOAL_RATIO}")
+    out = RESULTS / "federation.json"
+    out.write_text(json.dumps({
+        "members": N_MEMBERS, "updates": N_UPDATES, "parameters_per_member": n_params,
+        "ours": ours, "peer": peer, "ratio": ratio, "server_ratio": server_ratio,
+        "goal_ratio": GOAL_RATIO, "runs": runs}, indent=1))
+    print(f"→ {out}")
+
+
+if __name__ == "__main__":
+    main()
