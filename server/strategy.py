@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -26,6 +27,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg, FedProx
+from numpy.lib import format as npy_format
 
 from pathloop.server.aggregation import WeightedMean
 from pathloop.server.checkpoints import CheckpointStore, GlobalVersion, SiteContribution
@@ -46,8 +48,35 @@ NumpyArrays = dict[str, np.ndarray]
 
 
 def to_numpy(record: ArrayRecord) -> NumpyArrays:
-    """An ArrayRecord's arrays by name (deserialised without pickle)."""
-    return {name: array.numpy() for name, array in record.items()}
+    """An ArrayRecord's arrays by name: read-only views of the message bytes, no copy.
+
+    Each array's bytes are a ``.npy`` file; its header is parsed with numpy's own reader
+    (never pickle) and the data viewed in place. Anything but a plain numeric C-order array
+    raises :class:`ValueError`.
+    """
+    return {name: _view(name, array) for name, array in record.items()}
+
+
+def _view(name: str, array: Array) -> np.ndarray:
+    data = array.data
+    header = io.BytesIO(data[:4096])
+    try:
+        version = npy_format.read_magic(header)
+        if version == (1, 0):
+            shape, fortran, dtype = npy_format.read_array_header_1_0(header)
+        elif version == (2, 0):
+            shape, fortran, dtype = npy_format.read_array_header_2_0(header)
+        else:
+            raise ValueError(f"npy version {version}")
+    except ValueError as error:
+        raise ValueError(f"{name!r}: not a .npy array ({error})") from None
+    if fortran or dtype.hasobject or dtype.kind not in "fiub":
+        raise ValueError(f"{name!r}: only numeric C-order arrays are accepted, got {dtype}")
+    count = int(np.prod(shape, dtype=np.int64))
+    offset = header.tell()
+    if len(data) - offset != count * dtype.itemsize:
+        raise ValueError(f"{name!r}: {len(data) - offset} data bytes for shape {shape}")
+    return np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape)
 
 
 def to_record(arrays: Mapping[str, np.ndarray]) -> ArrayRecord:

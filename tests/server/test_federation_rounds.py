@@ -166,3 +166,28 @@ def test_settings_refuse_nonsense() -> None:
         ServerSettings.from_run_config({"checkpoint-dir": "x", "strategy": "fedsgd"})
     with pytest.raises(FederationError, match="round-timeout must be positive"):
         ServerSettings.from_run_config({"checkpoint-dir": "x", "round-timeout": 0})
+
+
+def test_message_arrays_are_viewed_without_pickle_and_checked() -> None:
+    import io
+
+    from flwr.app import Array, ArrayRecord
+
+    good = np.arange(12, dtype=np.float32).reshape(3, 4)
+    viewed = to_numpy(to_record({"fold0/w": good}))["fold0/w"]
+    np.testing.assert_array_equal(viewed, good)
+    assert not viewed.flags.writeable  # a view of the message, not a copy
+
+    def record(data: bytes, shape: tuple[int, ...] = (3, 4)) -> ArrayRecord:
+        return ArrayRecord({"fold0/w": Array(dtype="float32", shape=shape,
+                                             stype="numpy.ndarray", data=data)})
+
+    whole = to_record({"fold0/w": good})["fold0/w"].data
+    with pytest.raises(ValueError, match="data bytes for shape"):
+        to_numpy(record(whole[:-4]))
+    pickled = io.BytesIO()
+    np.save(pickled, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="only numeric C-order arrays"):
+        to_numpy(record(pickled.getvalue(), (1,)))
+    with pytest.raises(ValueError, match=r"not a \.npy array"):
+        to_numpy(record(b"garbage" * 10))
