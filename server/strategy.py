@@ -85,7 +85,10 @@ def to_record(arrays: Mapping[str, np.ndarray]) -> ArrayRecord:
 
 
 class _Lineage:
-    """What the strategies share: plans, validation, checkpoints, the current version."""
+    """What the strategies share: plans, validation, checkpoints, the current version.
+
+    Mixed in before Flower's strategy, so ``super()`` reaches FedAvg's or FedProx's methods.
+    """
 
     strategy_name = "fedavg"
 
@@ -100,6 +103,25 @@ class _Lineage:
         self.run_config = dict(run_config)
         self.rejected_log: list[dict[str, Any]] = []
         self._global: NumpyArrays = {}
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                        grid: Grid) -> Iterable[Message]:
+        """Flower's sampling (FedProx adds ``proximal-mu``), plus the contract's keys."""
+        self._stamp(config, arrays)
+        return super().configure_train(  # type: ignore[misc]
+            server_round, arrays, config, grid)
+
+    def configure_evaluate(self, server_round: int, arrays: ArrayRecord,
+                           config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        """Flower's evaluation messages, with the contract's keys (the new version)."""
+        self._stamp(config)
+        return super().configure_evaluate(  # type: ignore[misc]
+            server_round, arrays, config, grid)
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]
+                        ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Validate every reply, average the accepted ones member-wise, checkpoint."""
+        return self._aggregate(server_round, list(replies))
 
     def _stamp(self, config: ConfigRecord, arrays: ArrayRecord | None = None) -> None:
         if arrays is not None:  # training: the reference updates are validated against
@@ -205,23 +227,6 @@ class EnsembleFedAvg(_Lineage, FedAvg):
         self._setup(checkpoints, plans, start_version=start_version,
                     max_relative_change=max_relative_change, run_config=run_config or {})
 
-    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
-                        grid: Grid) -> Iterable[Message]:
-        """Flower's sampling, with the contract's keys added to the config."""
-        self._stamp(config, arrays)
-        return FedAvg.configure_train(self, server_round, arrays, config, grid)
-
-    def configure_evaluate(self, server_round: int, arrays: ArrayRecord,
-                           config: ConfigRecord, grid: Grid) -> Iterable[Message]:
-        """Flower's evaluation messages, with the contract's keys (the new version)."""
-        self._stamp(config)
-        return FedAvg.configure_evaluate(self, server_round, arrays, config, grid)
-
-    def aggregate_train(self, server_round: int, replies: Iterable[Message]
-                        ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """Validate every reply, average the accepted ones member-wise, checkpoint."""
-        return self._aggregate(server_round, list(replies))
-
 
 class EnsembleFedProx(_Lineage, FedProx):
     """FedProx (``proximal-mu`` sent to the sites) with the same validation and lineage."""
@@ -235,23 +240,6 @@ class EnsembleFedProx(_Lineage, FedProx):
         FedProx.__init__(self, proximal_mu=proximal_mu, **fedavg)
         self._setup(checkpoints, plans, start_version=start_version,
                     max_relative_change=max_relative_change, run_config=run_config or {})
-
-    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
-                        grid: Grid) -> Iterable[Message]:
-        """FedProx's config (with ``proximal-mu``) plus the contract's keys."""
-        self._stamp(config, arrays)
-        return FedProx.configure_train(self, server_round, arrays, config, grid)
-
-    def configure_evaluate(self, server_round: int, arrays: ArrayRecord,
-                           config: ConfigRecord, grid: Grid) -> Iterable[Message]:
-        """Flower's evaluation messages, with the contract's keys (the new version)."""
-        self._stamp(config)
-        return FedProx.configure_evaluate(self, server_round, arrays, config, grid)
-
-    def aggregate_train(self, server_round: int, replies: Iterable[Message]
-                        ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """Validate every reply, average the accepted ones member-wise, checkpoint."""
-        return self._aggregate(server_round, list(replies))
 
 
 __all__ = ["EnsembleFedAvg", "EnsembleFedProx", "to_numpy", "to_record"]

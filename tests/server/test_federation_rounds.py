@@ -191,3 +191,16 @@ def test_message_arrays_are_viewed_without_pickle_and_checked() -> None:
         to_numpy(record(pickled.getvalue(), (1,)))
     with pytest.raises(ValueError, match=r"not a \.npy array"):
         to_numpy(record(b"garbage" * 10))
+
+
+def test_fedprox_sends_mu_and_records_its_name(tmp_path: Path) -> None:
+    _initial(tmp_path / "initial")
+    sites = {n: _site(0.01, 10) for n in (1, 2, 3)}
+    run_federation(FakeGrid(sites),  # type: ignore[arg-type, dict-item]
+                   _settings(tmp_path, strategy="fedprox", proximal_mu=0.1,
+                             num_server_rounds=1))
+    config = sites[1].seen[0]  # type: ignore[attr-defined]
+    assert config[ConfigKey.PROXIMAL_MU] == 0.1
+    assert config[ConfigKey.PLANS_SHA256] == plans_digest(PLANS)
+    latest = CheckpointStore(tmp_path / "checkpoints").latest()
+    assert latest is not None and latest.strategy == "fedprox" and latest.version == 1
