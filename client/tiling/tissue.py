@@ -28,10 +28,13 @@ MAX_THUMBNAIL_SIDE = 2048
 _MIN_SATURATION = 0.05
 # Pixels darker than this (max channel) are void or black borders, not tissue.
 _DARK = 30
-# Glass has a mean saturation of 0.02-0.04 (CMU, CAMELYON); when the class below Otsu's
-# threshold is more saturated than this, there is no glass in view (a field of view cut from
-# tissue, as MoNuSeg's images are) and Otsu would only split pale from dark tissue.
+# Glass is grey (mean saturation 0.02-0.04: CMU, CAMELYON) or bright even when tinted (its
+# darkest channel averages 213-239 on the demo's stained sites); the class below Otsu's
+# threshold is glass when it is either. When it is neither there is no glass in view (a
+# field of view cut from tissue: MoNuSeg's pale tissue is at least 0.11 saturated and at
+# most 204 in its darkest channel) and Otsu only split pale from dark.
 _GLASS_MAX_SATURATION = 0.08
+_GLASS_MIN_DARKEST_CHANNEL = 210
 
 
 @dataclass(frozen=True)
@@ -99,8 +102,10 @@ def detect_tissue(thumbnail: RGBImage, *, mpp: float, min_object_um2: float = 20
     threshold = _MIN_SATURATION
     if float(saturation.max()) - float(saturation.min()) > 1e-3:
         otsu = float(threshold_otsu(saturation))
-        below = saturation[saturation <= otsu]
-        if below.size and float(below.mean()) <= _GLASS_MAX_SATURATION:
+        below = saturation <= otsu
+        if below.any() and (
+                float(saturation[below].mean()) <= _GLASS_MAX_SATURATION
+                or float(np.min(thumbnail, axis=2)[below].mean()) >= _GLASS_MIN_DARKEST_CHANNEL):
             threshold = max(otsu, _MIN_SATURATION)
     tissue = (saturation > threshold) & (high > _DARK)
     pixel_area = mpp * mpp

@@ -66,6 +66,16 @@ def test_detect_tissue_finds_the_stained_rectangle() -> None:
     assert iou > 0.95
 
 
+def test_tinted_glass_is_still_glass() -> None:
+    # A stained site's glass can be 0.12 saturated, but it stays bright.
+    image = _pink_tissue(200, 300, (50, 150, 100, 250))
+    image[image[..., 0] == 242] = (245, 232, 215)
+    mask = detect_tissue(image, mpp=8.0, min_object_um2=1000, max_hole_um2=1000)
+    truth = np.zeros(mask.shape, bool)
+    truth[50:150, 100:250] = True
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.95
+
+
 @pytest.mark.realdata
 def test_fields_of_view_without_glass_are_tissue_throughout(shared_data: Path) -> None:
     # MoNuSeg's 1000² images are cut from tissue: Otsu alone would split pale from dark
