@@ -6,7 +6,8 @@ The SuperNode names the site's config file in its node config::
 
 Replies hold the ensemble's arrays and numbers only. A failure the site can explain (a
 :class:`PathloopError`) is logged in full here and answered with an error reply naming only
-its kind: error messages may name local files, and no path leaves the site.
+its kind, and any other failure as an internal error: error messages may name local files,
+and no path leaves the site.
 """
 
 from __future__ import annotations
@@ -99,9 +100,11 @@ def _reply(message: Message, run: Callable[[], RecordDict]) -> Message:
         return Message(run(), reply_to=message)
     except PathloopError as error:
         logger.error("%s refused: %s", message.metadata.message_type, error)
-        return Message(Error(code=SITE_ERROR,
-                             reason=f"{type(error).__name__} at the site (see its log)"),
-                       reply_to=message)
+        reason = f"{type(error).__name__} at the site (see its log)"
+    except Exception:  # a bug: its text (paths, values) stays in the site's log too
+        logger.exception("%s failed", message.metadata.message_type)
+        reason = "internal error at the site (see its log)"
+    return Message(Error(code=SITE_ERROR, reason=reason), reply_to=message)
 
 
 __all__ = ["SITE_CONFIG_KEY", "app", "evaluate", "query", "site_settings", "train"]
