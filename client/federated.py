@@ -18,6 +18,7 @@ query
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -136,7 +137,9 @@ def adopt_global(settings: SiteSettings, store: Store, arrays: Arrays,
     """
     from pathloop.client.segmentation import ensemble_plans, write_ensemble
 
-    name = f"global-v{config.global_version:04d}"
+    # The digest makes a version known only for the very same weights (a reset federation
+    # reuses version numbers).
+    name = f"global-v{config.global_version:04d}-{_digest(arrays)[:10]}"
     known = store.latest_model_version(MODEL_KIND, name)
     if known is not None:
         return known
@@ -155,6 +158,15 @@ def adopt_global(settings: SiteSettings, store: Store, arrays: Arrays,
         provenance={**current.provenance, "global_version": config.global_version,
                     "received": "federation", "server_round": config.server_round},
         actor="federation")
+
+
+def _digest(arrays: Arrays) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{array.dtype}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def train_round(settings: SiteSettings, store: Store, data: LocalData, arrays: Arrays,
