@@ -165,7 +165,7 @@ def _digest(arrays: Arrays) -> str:
     for name in sorted(arrays):
         array = np.ascontiguousarray(arrays[name])
         digest.update(f"{name}:{array.dtype}:{array.shape};".encode())
-        digest.update(array.tobytes())
+        digest.update(array.data)  # contiguous: hashed in place, no copy
     return digest.hexdigest()
 
 
@@ -246,8 +246,12 @@ def import_model(settings: SiteSettings, store: Store, folder: Path, name: str
         raise InputError(f"model {name!r} already exists at {target}")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".{name}.importing-{time.time_ns()}"
-    shutil.copytree(folder, staging, ignore=shutil.ignore_patterns("arrays.npz"))
-    staging.rename(target)
+    try:
+        shutil.copytree(folder, staging, ignore=shutil.ignore_patterns("arrays.npz"))
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return store.add_model_version(name=name, kind=MODEL_KIND, weights_uri=str(target),
                                    provenance={"imported": True}, actor="site-operator")
 

@@ -21,7 +21,7 @@ import re
 import shutil
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -127,9 +127,8 @@ class CheckpointStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             digest = _sha256(staging / ARRAYS_NAME)
-            final = GlobalVersion(**{**asdict(lineage), "contributions": lineage.contributions,
-                                     "arrays_sha256": digest,
-                                     "created": datetime.now(UTC).isoformat()})
+            final = replace(lineage, arrays_sha256=digest,
+                            created=datetime.now(UTC).isoformat())
             (staging / LINEAGE_NAME).write_text(json.dumps(final.to_json(), indent=1))
             staging.rename(target)
         except OSError as error:

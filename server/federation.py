@@ -81,12 +81,13 @@ def run_federation(grid: Grid, settings: ServerSettings) -> FederationOutcome:
 def global_plans(root: Path, initial_model: Path | None) -> dict[str, Any]:
     """The federation's plans: fixed by its first run, never changed by a later one."""
     kept = root / PLANS_NAME
-    offered = _read_json(initial_model / PLANS_NAME) if initial_model else None
+    offered_path = initial_model / PLANS_NAME if initial_model else None
+    offered = _read_json(offered_path) if offered_path else None
     if kept.is_file():
         plans = _read_json(kept)
         if offered is not None and plans_digest(offered) != plans_digest(plans):
-            raise FederationError(f"{initial_model / PLANS_NAME}: differs from the "  # type: ignore[operator]
-                                  f"federation's plans in {kept}")
+            raise FederationError(f"{offered_path}: differs from the federation's plans in "
+                                  f"{kept}")
         return plans
     if offered is None:
         raise FederationError(f"{kept}: no global plans yet and no initial-model")

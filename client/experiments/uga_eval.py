@@ -275,7 +275,7 @@ class _Data:
         self.images = images
         self.records = {i.stem: ingest_slide(settings, store, i.image_path, site_id=i.organ,
                                              mpp=MONUSEG_MPP).slide for i in self.images}
-        self._stem_of = {record.id: stem for stem, record in self.records.items()}
+        self._image_of = {self.records[i.stem].id: i for i in self.images}
         self._truth: dict[str, NDArray[np.uint8]] = {}
         self._corrections: dict[PatchBox, CorrectionRecord] = {}
 
@@ -297,14 +297,10 @@ class _Data:
             pixels = slide.read_region(0, 0, truth.shape[1], truth.shape[0], self.model_mpp)
         return Case(image.stem, pixels, truth)
 
-    def image_of(self, slide_id: int) -> MonusegImage:
-        stem = self._stem_of[slide_id]
-        return next(i for i in self.images if i.stem == stem)
-
     def patch_truth(self, patch: PatchCandidate) -> NDArray[np.uint8]:
         """The expert mask under a patch at its µm/px (zeros past the image's edge)."""
         assert patch.slide_id is not None
-        truth = self.truth(self.image_of(patch.slide_id))
+        truth = self.truth(self._image_of[patch.slide_id])
         scale = patch.mpp / MONUSEG_MPP
         x, y = round(patch.x / scale), round(patch.y / scale)
         w, h = round(patch.width / scale), round(patch.height / scale)
@@ -324,7 +320,7 @@ class _Data:
 
     def describe(self, patch: PatchCandidate) -> SelectedPatch:
         assert patch.slide_id is not None
-        return SelectedPatch(self._stem_of[patch.slide_id], patch.x, patch.y,
+        return SelectedPatch(self._image_of[patch.slide_id].stem, patch.x, patch.y,
                              round(patch.score_mean, 5),
                              round(float(self.patch_truth(patch).mean()), 4))
 

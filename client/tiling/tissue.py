@@ -98,15 +98,15 @@ def detect_tissue(thumbnail: RGBImage, *, mpp: float, min_object_um2: float = 20
     low = np.minimum(np.minimum(red, green), blue)
     saturation = (high - low).astype(np.float32)
     saturation /= np.maximum(high, 1).astype(np.float32)
-    del low
     threshold = _MIN_SATURATION
     if float(saturation.max()) - float(saturation.min()) > 1e-3:
         otsu = float(threshold_otsu(saturation))
         below = saturation <= otsu
         if below.any() and (
                 float(saturation[below].mean()) <= _GLASS_MAX_SATURATION
-                or float(np.min(thumbnail, axis=2)[below].mean()) >= _GLASS_MIN_DARKEST_CHANNEL):
+                or float(low[below].mean()) >= _GLASS_MIN_DARKEST_CHANNEL):
             threshold = max(otsu, _MIN_SATURATION)
+    del low
     tissue = (saturation > threshold) & (high > _DARK)
     pixel_area = mpp * mpp
     min_pixels = max(1, math.ceil(min_object_um2 / pixel_area))
