@@ -21,6 +21,8 @@ from rich.table import Table
 
 from pathloop.client.errors import ConfigError, PathloopError
 from pathloop.client.settings import SiteSettings
+from pathloop.server.cli import app as server_app
+from pathloop.server.errors import FederationError
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -31,13 +33,14 @@ app = typer.Typer(help="pathloop: federated human-in-the-loop pathology, the sit
                   no_args_is_help=True, pretty_exceptions_enable=False)
 slides_app = typer.Typer(help="Add, list and inspect slides.", no_args_is_help=True)
 app.add_typer(slides_app, name="slides")
+app.add_typer(server_app, name="server")
 
 # Wide enough for the tables when the output goes to a file or a pipe.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 errors = Console(stderr=True)
 
 
-def _print_error(error: PathloopError) -> None:
+def _print_error(error: PathloopError | FederationError) -> None:
     """One plain line on stderr, never wrapped or coloured (scripts parse it)."""
     message = " ".join(str(error).split())
     typer.echo(f"error: {message}", err=True)
@@ -244,6 +247,50 @@ def model_import(
                   highlight=False)
 
 
+site_app = typer.Typer(help="Take part in a federation: this site's SuperNode.",
+                       no_args_is_help=True)
+app.add_typer(site_app, name="site")
+
+
+@site_app.command("key")
+def site_key(
+    folder: Path = typer.Argument(..., help="Folder for the key pair (keep it private)."),
+    name: str = typer.Option(..., "--name", help="The key's name, e.g. this site's id."),
+) -> None:
+    """Make this site's SuperNode key pair; send only the .pub file to the central team."""
+    from pathloop.server.credentials import make_node_key
+
+    key = make_node_key(folder, name)
+    console.print(f"private key (never leaves this site): {key.private}\n"
+                  f"public key (send to the central team): {key.public}", highlight=False)
+
+
+@site_app.command("join")
+def site_join(
+    superlink: str = typer.Option(..., "--superlink", help="The SuperLink's HOST:PORT."),
+    ca: Path = typer.Option(..., "--ca", help="The federation's CA certificate (ca.crt)."),
+    key: Path = typer.Option(..., "--key", help="This site's SuperNode private key."),
+    port: int = typer.Option(9094, "--port", help="The SuperNode's local Runtime API port."),
+) -> None:
+    """Run this site's SuperNode in the foreground (the site config from --config)."""
+    import os
+
+    from pathloop.server.deployment import process_environment, supernode_command
+
+    config = _state.config or (Path("pathloop.toml") if Path("pathloop.toml").is_file()
+                               else None)
+    if config is None:
+        raise ConfigError("site join needs the site's config file: pathloop --config FILE "
+                          "site join …")
+    settings = _settings()
+    if settings.federation.training_images is None:
+        raise ConfigError(f"{config}: [federation] names no training-images (see "
+                          "docs/federation.md)")
+    command = supernode_command(config, superlink, ca, key, port)
+    console.print(f"site {settings.site_id}: SuperNode to {superlink}", highlight=False)
+    os.execve(command[0], command, process_environment())
+
+
 @app.command("predict")
 def predict(
     slide: str = typer.Argument(..., help="Slide id, content-hash prefix or path."),
@@ -405,7 +452,7 @@ def main() -> None:
     """Entry point: run the app, turning pathloop errors into one line and exit 1."""
     try:
         app()
-    except PathloopError as error:
+    except (PathloopError, FederationError) as error:
         _print_error(error)
         sys.exit(1)
     except KeyboardInterrupt:

@@ -33,6 +33,9 @@ TRAIN = "train"
 EVALUATE = "evaluate"
 QUERY = "query"
 
+#: The SuperNode's node-config key naming the site's pathloop TOML file.
+SITE_CONFIG_KEY = "site-config"
+
 
 class ConfigKey:
     """Keys of the server's ConfigRecord (kebab-case, Flower's convention)."""
@@ -93,6 +96,7 @@ __all__ = [
     "METRICS",
     "PROTOCOL_VERSION",
     "QUERY",
+    "SITE_CONFIG_KEY",
     "SITE_METRICS",
     "TRAIN",
     "ConfigKey",

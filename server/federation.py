@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,11 +109,13 @@ def load_initial_arrays(folder: Path) -> dict[str, np.ndarray]:
 
 
 def record_evaluations(root: Path, version: int, server_round: int,
-                       replies: Iterable[Message]) -> list[dict[str, Any]]:
-    """Append each site's evaluation of a global version to ``evaluations.jsonl``."""
+                       replies: Iterable[Message],
+                       sender: Callable[[Message], int] | None = None) -> list[dict[str, Any]]:
+    """Append each site's evaluation of a global version to ``evaluations.jsonl``
+    (``sender`` names the site a reply is about; default: its source node)."""
     rows: list[dict[str, Any]] = []
     for message in replies:
-        node = int(message.metadata.src_node_id)
+        node = sender(message) if sender else int(message.metadata.src_node_id)
         if message.has_error() or METRICS not in message.content.metric_records:
             rows.append({"version": version, "round": server_round, "node_id": node,
                          "error": message.error.reason if message.has_error()
@@ -153,11 +155,12 @@ class _Evaluating:
 
     checkpoints: CheckpointStore
     version: int
+    sender: Callable[[Message], int]
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]
                            ) -> MetricRecord | None:
         rows = record_evaluations(self.checkpoints.root, self.version, server_round,
-                                  list(replies))
+                                  list(replies), self.sender)
         scored = [r for r in rows if MetricKey.DICE in r]
         if not scored:
             return None

@@ -68,8 +68,9 @@ class ServerSettings:
         for name, key in fields.items():
             if key in config:
                 values[name] = config[key]
-        if "checkpoint_dir" not in values:
-            raise FederationError("run config needs checkpoint-dir")
+        if not values.get("checkpoint_dir"):
+            raise FederationError("run config needs checkpoint-dir (the folder of the global "
+                                  "versions)")
         values["checkpoint_dir"] = Path(str(values["checkpoint_dir"])).expanduser()
         if values.get("initial_model"):
             values["initial_model"] = Path(str(values["initial_model"])).expanduser()

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.common.constant import SUPERLINK_NODE_ID
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg, FedProx
 from numpy.lib import format as npy_format
@@ -103,20 +104,38 @@ class _Lineage:
         self.run_config = dict(run_config)
         self.rejected_log: list[dict[str, Any]] = []
         self._global: NumpyArrays = {}
+        self._sent: list[Message] = []
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
         """Flower's sampling (FedProx adds ``proximal-mu``), plus the contract's keys."""
         self._stamp(config, arrays)
-        return super().configure_train(  # type: ignore[misc]
-            server_round, arrays, config, grid)
+        return self._remember(super().configure_train(  # type: ignore[misc]
+            server_round, arrays, config, grid))
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord,
                            config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         """Flower's evaluation messages, with the contract's keys (the new version)."""
         self._stamp(config)
-        return super().configure_evaluate(  # type: ignore[misc]
-            server_round, arrays, config, grid)
+        return self._remember(super().configure_evaluate(  # type: ignore[misc]
+            server_round, arrays, config, grid))
+
+    def _remember(self, messages: Iterable[Message]) -> list[Message]:
+        """Keep the round's messages: the grid stamps their ids when it pushes them."""
+        self._sent = list(messages)
+        return self._sent
+
+    def sender(self, reply: Message) -> int:
+        """The site a reply is about. An error the SuperLink makes for a site that went
+        away (no heartbeat) comes from the SuperLink itself; its ``reply_to`` names the
+        message, and that message names the site."""
+        source = int(reply.metadata.src_node_id)
+        if source != SUPERLINK_NODE_ID:
+            return source
+        for sent in self._sent:
+            if sent.metadata.message_id == reply.metadata.reply_to_message_id:
+                return int(sent.metadata.dst_node_id)
+        return source
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]
                         ) -> tuple[ArrayRecord | None, MetricRecord | None]:
@@ -140,7 +159,7 @@ class _Lineage:
         rejected: list[dict[str, Any]] = []
         weighted: dict[str, float] = {}
         for message in replies:
-            node = int(message.metadata.src_node_id)
+            node = self.sender(message)
             if message.has_error():
                 rejected.append({"node_id": node, "round": server_round,
                                  "reason": f"site error: {message.error.reason}"})

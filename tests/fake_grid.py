@@ -28,6 +28,7 @@ class FakeGrid:
                          timeout: float | None = None) -> Iterable[Message]:
         replies = []
         for message in messages:
+            message.metadata.__dict__["_message_id"] = message.object_id  # as Flower's grid
             self.sent.append(message)
             reply = self.sites[message.metadata.dst_node_id](message)
             if reply is not None:

@@ -30,11 +30,10 @@ from pathloop.client.federated import (
 )
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import Store
-from pathloop.server.contract import ARRAYS, CONFIG, METRICS
+from pathloop.server.contract import ARRAYS, CONFIG, METRICS, SITE_CONFIG_KEY
 
 logger = logging.getLogger(__name__)
 
-SITE_CONFIG_KEY = "site-config"
 #: Error code of a refused or failed round (Flower reserves small codes for its own).
 SITE_ERROR = 3001
 

@@ -9,23 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tifffile
 from fake_grid import FakeGrid
 from flwr.app import Context, Message, RecordDict
-from PIL import Image
+from monuseg_sites import SHORT, make_site, monuseg_cases, train_model
 
-from pathloop.client.experiments.monuseg import by_organ, list_images, read_nucleus_mask
-from pathloop.client.federated import import_model
+from pathloop.client.experiments.monuseg import by_organ, list_images
 from pathloop.client.federation import client_app
 from pathloop.client.loop import MODEL_KIND
-from pathloop.client.segmentation import (
-    TINY,
-    Case,
-    SegmentationTask,
-    export_dataset,
-    export_model,
-    train_ensemble,
-)
+from pathloop.client.segmentation import export_model
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import Store
 from pathloop.server.checkpoints import CheckpointStore
@@ -35,54 +26,7 @@ from pathloop.server.settings import ServerSettings
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
-NUCLEI = SegmentationTask("nuclei", {"background": 0, "nucleus": 1})
-SHORT = TINY.with_overrides(n_folds=2, num_epochs=1, iterations_per_epoch=3,
-                            val_iterations_per_epoch=1)
 SITES = {1: "breast", 2: "kidney", 3: "prostate"}
-
-
-def _cases(images: list, prefix: str) -> list[Case]:  # type: ignore[type-arg]
-    cases = []
-    for image in images:
-        rgb = tifffile.imread(image.image_path)[..., :3]
-        mask = read_nucleus_mask(image, rgb.shape[:2])
-        rgb = np.asarray(Image.fromarray(rgb).resize((500, 500), Image.Resampling.BILINEAR))
-        mask = np.asarray(Image.fromarray(mask).resize((500, 500), Image.Resampling.NEAREST))
-        for x in (0, 244):
-            cases.append(Case(f"{prefix}{image.stem[5:12]}x{x}",
-                              np.ascontiguousarray(rgb[:256, x:x + 256]),
-                              np.ascontiguousarray(mask[:256, x:x + 256])))
-    return cases
-
-
-def _write(cases: list[Case], folder: Path) -> tuple[Path, Path]:
-    (folder / "images").mkdir(parents=True)
-    (folder / "masks").mkdir()
-    for case in cases:
-        Image.fromarray(case.image).save(folder / "images" / f"{case.name}.png")
-        Image.fromarray(case.mask).save(folder / "masks" / f"{case.name}.png")
-    return folder / "images", folder / "masks"
-
-
-def _model(cases: list[Case], root: Path, profile=SHORT) -> Path:  # type: ignore[no-untyped-def]
-    dataset = export_dataset(cases, root / "dataset", NUCLEI, mpp=0.5)
-    train_ensemble(dataset, root / "model", profile=profile)
-    return root / "model"
-
-
-def _site(root: Path, organ: str, images: list, initial: Path) -> Path:  # type: ignore[type-arg]
-    train_images, train_masks = _write(_cases(images[:2], "t"), root / "train")
-    held_images, held_masks = _write(_cases(images[2:3], "h"), root / "held")
-    config = root / "site.toml"
-    config.write_text(
-        f'site-id = "{organ}"\ndata-dir = "data"\n[federation]\n'
-        f'training-images = "{train_images}"\ntraining-masks = "{train_masks}"\n'
-        f'held-out-images = "{held_images}"\nheld-out-masks = "{held_masks}"\n'
-        'mpp = 0.5\nlabels = ["background", "nucleus"]\n')
-    settings = SiteSettings.from_file(config)
-    with Store.open(settings) as store:
-        import_model(settings, store, initial, "initial")
-    return config
 
 
 def _node(config: Path, node_id: int, log: list[tuple[str, Message]]
@@ -104,15 +48,15 @@ def _node(config: Path, node_id: int, log: list[tuple[str, Message]]
 def federation(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:  # type: ignore[type-arg]
     root = tmp_path_factory.mktemp("federation")
     groups = by_organ(list_images(shared_data / "nuclei" / "monuseg"))
-    initial = export_model(_model(_cases(groups["lung"][:2], "i"), root / "initial"),
-                           root / "shipped")
-    configs = {node: _site(root / organ, organ, groups[organ], initial)
+    baseline = train_model(monuseg_cases(groups["lung"][:2], "i"), root / "initial")
+    initial = export_model(baseline, root / "shipped")
+    configs = {node: make_site(root / organ, organ, groups[organ], initial)
                for node, organ in SITES.items()}
     # A fourth site whose model was planned with other patches: it must refuse to train.
-    other = _model(_cases(groups["bladder"][:2], "o"), root / "other",
-                   SHORT.with_overrides(patch_size=(64, 64)))
-    configs[4] = _site(root / "colon", "colon", groups["colon"],
-                       export_model(other, root / "other-shipped"))
+    other = train_model(monuseg_cases(groups["bladder"][:2], "o"), root / "other",
+                        SHORT.with_overrides(patch_size=(64, 64)))
+    configs[4] = make_site(root / "colon", "colon", groups["colon"],
+                           export_model(other, root / "other-shipped"))
     log: list[tuple[str, Message]] = []
     grid = FakeGrid({node: _node(config, node, log) for node, config in configs.items()})
     settings = ServerSettings.from_run_config({

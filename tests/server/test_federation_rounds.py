@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from fake_grid import FakeGrid
 from flwr.app import Error, Message, MetricRecord, RecordDict
+from flwr.common.constant import SUPERLINK_NODE_ID
 
 from pathloop.server.checkpoints import CheckpointStore
 from pathloop.server.contract import (
@@ -126,6 +127,25 @@ def test_two_rounds_aggregate_the_valid_sites_and_record_lineage(tmp_path: Path)
     evaluations = read_evaluations(tmp_path / "checkpoints")
     dice = {(r["version"], r["node_id"]): r.get("dice") for r in evaluations}
     assert dice[(1, 2)] == 0.9 and dice[(2, 1)] == 0.7
+
+
+def _vanished(message: Message) -> Message:
+    """What the SuperLink answers for a site that stopped sending heartbeats: an error
+    reply from the SuperLink itself (node 1), tied to the message by ``reply_to``."""
+    reply = Message(Error(code=5, reason="Error: Node Unavailable"), reply_to=message)
+    reply.metadata.__dict__["_src_node_id"] = SUPERLINK_NODE_ID
+    return reply
+
+
+def test_a_vanished_site_is_recorded_under_its_own_node_id(tmp_path: Path) -> None:
+    _initial(tmp_path / "initial")
+    grid = FakeGrid({7: _site(0.01, 10), 8: _site(0.02, 10), 9: _vanished})
+    run_federation(grid, _settings(tmp_path, num_server_rounds=1))  # type: ignore[arg-type]
+    (version,) = CheckpointStore(tmp_path / "checkpoints").versions()[1:]
+    assert [r["node_id"] for r in version.rejected] == [9]
+    assert "Node Unavailable" in version.rejected[0]["reason"]
+    failed = [r for r in read_evaluations(tmp_path / "checkpoints") if "error" in r]
+    assert [r["node_id"] for r in failed] == [9]
 
 
 def test_a_restarted_server_resumes_from_the_last_version(tmp_path: Path) -> None:
