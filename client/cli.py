@@ -354,6 +354,8 @@ def demo(
                              help="Edge of each sample slide in pixels."),
     loop: bool = typer.Option(True, "--loop/--no-loop",
                               help="Run the UGA loop (train, rank, correct, retrain)."),
+    rounds: int = typer.Option(2, "--rounds", min=0, max=20,
+                               help="Federated rounds after the loop (0: none)."),
 ) -> None:
     """Run the whole site loop on sample slides made for the demo."""
     from pathloop.client.demo import run_demo
@@ -365,7 +367,7 @@ def demo(
             progress.update(task, description=message, completed=done, total=total)
 
         summary = run_demo(workdir, n_sites=sites, slides_per_site=slides_per_site,
-                           size=size, loop=loop, progress=report)
+                           size=size, loop=loop, rounds=rounds, progress=report)
     table = Table("site", "slide", "size", "µm/px", "tissue", "tiles kept", "dropped", "seconds",
                   title="pathloop demo: sample slides ingested and tiled")
     for row in summary.rows:

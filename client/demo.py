@@ -1,8 +1,9 @@
 """``pathloop demo``: the site loop on sample slides the demo makes itself.
 
 Each simulated site gets its own node folder (store and rasters), as it would in a
-hospital; the slides come from :mod:`pathloop.client.sample`, never from real data. Later
-stages of the loop (ensemble, ranking, federation, viewer) extend :func:`run_demo`.
+hospital; the slides come from :mod:`pathloop.client.sample`, never from real data. The
+stages: tiling, the UGA loop (:mod:`~pathloop.client.demo_loop`), federated rounds
+(:mod:`~pathloop.client.demo_federation`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from pathloop.client.errors import InputError
 from pathloop.client.sample import SyntheticSlide, make_sample_sites, read_mask_region
 from pathloop.client.segmentation import TrainingProfile
 from pathloop.client.settings import SiteSettings
-from pathloop.client.store import SlideRecord, Store
+from pathloop.client.store import ModelVersionRecord, SlideRecord, Store
 from pathloop.client.workflows import TilingResult, ingest_slide, tile_slide
 
 if TYPE_CHECKING:
+    from pathloop.client.demo_federation import RoundDice
     from pathloop.client.demo_loop import SiteOutcome
 
 DemoProgress = Callable[[str, int, int], None]
@@ -54,6 +56,7 @@ class DemoSummary:
     rows: list[DemoRow] = field(default_factory=list)
     site_dirs: dict[str, Path] = field(default_factory=dict)
     outcomes: list[SiteOutcome] = field(default_factory=list)
+    rounds: list[RoundDice] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         """A short human report."""
@@ -71,6 +74,14 @@ class DemoSummary:
                 f"{outcome.site_id}: {outcome.corrections} most uncertain patches corrected; "
                 f"tumour Dice on its held-out slide {outcome.dice_before:.3f} → "
                 f"{outcome.dice_after:.3f}")
+        for round_dice in self.rounds:
+            label = ("initial model" if round_dice.version == 0
+                     else f"after round {round_dice.version}")
+            per_site = ", ".join(f"{site} {d:.3f}" for site, d in round_dice.dice.items())
+            lines.append(f"federation, global version {round_dice.version} ({label}): "
+                         f"mean held-out Dice {round_dice.mean:.3f} ({per_site})")
+        if self.rounds:
+            lines.append(f"Federation (checkpoints, lineage, logs): {self.workdir / 'federation'}")
         return lines
 
 
@@ -81,12 +92,13 @@ def site_settings(workdir: Path, site_id: str) -> SiteSettings:
 
 
 def run_demo(workdir: Path, *, n_sites: int = 3, slides_per_site: int = 2, size: int = 4096,
-             seed: int = 0, loop: bool = True, k: int = 5,
+             seed: int = 0, loop: bool = True, k: int = 5, rounds: int = 2,
              profiles: tuple[TrainingProfile, TrainingProfile] | None = None,
              progress: DemoProgress | None = None) -> DemoSummary:
     """Make sample slides for ``n_sites`` sites, ingest and tile them at each site's node,
     then (``loop``) run the UGA loop: baseline at the first site, worklists, corrections
-    and retraining at the others (:mod:`pathloop.client.demo_loop`).
+    and retraining at the others (:mod:`pathloop.client.demo_loop`), and ``rounds``
+    federated rounds across all sites (:mod:`pathloop.client.demo_federation`).
 
     The sample slides are kept between runs; the site nodes' folders are made anew.
     ``profiles`` are the (baseline, retraining) training profiles.
@@ -115,13 +127,19 @@ def run_demo(workdir: Path, *, n_sites: int = 3, slides_per_site: int = 2, size:
                 result = tile_slide(settings, store, ingested.slide, progress=step)
                 summary.rows.append(_row(site_id, sample, result, store))
     if loop:
-        _run_loop(workdir, sites, summary, k, profiles, notify)
+        baseline = _run_loop(workdir, sites, summary, k, profiles, notify)
+        if rounds:
+            from pathloop.client.demo_federation import run_federated_rounds
+
+            notify(f"federated rounds across {len(sites)} sites (Flower, TLS)", 0, rounds)
+            summary.rounds.extend(run_federated_rounds(workdir, sites, baseline,
+                                                       rounds=rounds, rerank_k=k))
     return summary
 
 
 def _run_loop(workdir: Path, sites: dict[str, list[SyntheticSlide]], summary: DemoSummary,
               k: int, profiles: tuple[TrainingProfile, TrainingProfile] | None,
-              notify: DemoProgress) -> None:
+              notify: DemoProgress) -> ModelVersionRecord:
     from pathloop.client import demo_loop
 
     base_profile, retrain_profile = profiles or (demo_loop.DEMO_PROFILE,
@@ -130,20 +148,22 @@ def _run_loop(workdir: Path, sites: dict[str, list[SyntheticSlide]], summary: De
     notify(f"{first}: training the baseline 5-fold ensemble", 0, len(sites))
     settings = site_settings(workdir, first)
     with Store.open(settings) as store:
-        pairs = _pairs(store, first_slides)
-        baseline, cases = demo_loop.train_baseline(settings, store, pairs, base_profile)
+        baseline, cases = demo_loop.train_baseline(settings, store,
+                                                   pairs(store, first_slides), base_profile)
     for done, (site_id, slides) in enumerate(others, start=1):
         notify(f"{site_id}: predict, rank, correct, retrain", done, len(sites))
         settings = site_settings(workdir, site_id)
         with Store.open(settings) as store:
             received = demo_loop.receive_model(store, baseline, first)
-            pool, test = _pairs(store, slides)[:2]
+            pool, test = pairs(store, slides)[:2]
             summary.outcomes.append(demo_loop.run_site(
                 settings, store, received, cases, pool, test, k=k, profile=retrain_profile))
+    return baseline
 
 
-def _pairs(store: Store, samples: list[SyntheticSlide]) -> list[tuple[SlideRecord,
-                                                                      SyntheticSlide]]:
+def pairs(store: Store, samples: list[SyntheticSlide]) -> list[tuple[SlideRecord,
+                                                                     SyntheticSlide]]:
+    """The stored slide record of each sample slide, in the samples' order."""
     by_name = {record.name: record for record in store.list_slides()}
     return [(by_name[sample.slide_path.name], sample) for sample in samples]
 

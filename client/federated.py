@@ -225,9 +225,13 @@ def held_out_dice(version: ModelVersionRecord, data: LocalData, device: str = "c
 
 def refresh_worklists(settings: SiteSettings, store: Store, version: ModelVersionRecord, *,
                       k: int, spec: PatchSpec | None = None) -> int:
-    """Predict every slide of the site with ``version`` and rank its patches; slides done."""
+    """Predict every slide of the site with ``version`` and rank its patches; slides done.
+
+    The worklist's patches are the site's tiles (``[tiling]`` tile-size at its µm/px)
+    unless ``spec`` says otherwise.
+    """
     ensemble = load_ensemble(version, settings.federation.device)
-    spec = spec or PatchSpec()
+    spec = spec or PatchSpec(size=settings.tiling.tile_size, mpp=settings.tiling.mpp)
     slides = store.list_slides(settings.site_id)
     for slide in slides:
         predict_stored_slide(settings, store, slide, ensemble, version)

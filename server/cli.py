@@ -132,7 +132,7 @@ def status(state: Path = STATE) -> None:
         mean = summary.mean_dice(v.version)
         versions.add_row(str(v.version), "—" if v.parent is None else str(v.parent),
                          v.strategy,
-                         ", ".join(summary.site(c.node_id) for c in v.contributions) or "—",
+                         ", ".join(sorted(summary.site(c.node_id) for c in v.contributions)) or "—",
                          str(sum(c.examples for c in v.contributions)),
                          str(sum(c.corrections for c in v.contributions)),
                          str(len(v.rejected)), "—" if mean is None else f"{mean:.3f}",

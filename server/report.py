@@ -67,7 +67,7 @@ def markdown(summary: FederationSummary) -> str:
         mean = summary.mean_dice(v.version)
         lines.append(
             f"| {v.version} | {'—' if v.parent is None else v.parent} | {v.strategy} | "
-            f"{', '.join(summary.site(c.node_id) for c in v.contributions) or '—'} | "
+            f"{', '.join(sorted(summary.site(c.node_id) for c in v.contributions)) or '—'} | "
             f"{sum(c.examples for c in v.contributions)} | "
             f"{sum(c.corrections for c in v.contributions)} | {len(v.rejected)} | "
             f"{'—' if mean is None else f'{mean:.3f}'} |")

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fake_grid import FakeGrid
-from flwr.app import Error, Message, MetricRecord, RecordDict
+from fake_sites import PLANS, fake_site, initial_model, server_settings
+from flwr.app import Error, Message
 from flwr.common.constant import SUPERLINK_NODE_ID
 
 from pathloop.server.checkpoints import CheckpointStore
 from pathloop.server.contract import (
-    ARRAYS,
-    CONFIG,
-    EVALUATE,
-    METRICS,
     PROTOCOL_VERSION,
     ConfigKey,
-    MetricKey,
     member_key,
     plans_digest,
 )
@@ -29,72 +24,25 @@ from pathloop.server.federation import read_evaluations, run_federation
 from pathloop.server.settings import ServerSettings
 from pathloop.server.strategy import to_numpy, to_record
 
-PLANS = {"configurations": {"2d": {"patch_size": [128, 128]}}, "plans_name": "tiny"}
-
-
-def _initial(folder: Path, plans: dict = PLANS) -> Path:  # type: ignore[type-arg]
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    arrays = {member_key(k, name): rng.normal(size=shape).astype(np.float32)
-              for k in range(5) for name, shape in (("conv.weight", (4, 3, 3, 3)),
-                                                    ("conv.bias", (4,)))}
-    np.savez(folder / "arrays.npz", **arrays)
-    (folder / "plans.json").write_text(json.dumps(plans))
-    return folder
-
-
-def _site(shift: float, examples: int, *, corrupt: Callable[[dict], None] | None = None,
-          dice: float = 0.7) -> Callable[[Message], Message]:
-    seen: list[dict] = []  # type: ignore[type-arg]
-
-    def answer(message: Message) -> Message:
-        config = dict(message.content.config_records[CONFIG])
-        seen.append(config)
-        if message.metadata.message_type == EVALUATE:
-            return Message(RecordDict({METRICS: MetricRecord({
-                MetricKey.DICE: dice, MetricKey.HELD_OUT: 2,
-                MetricKey.PROTOCOL: PROTOCOL_VERSION})}), reply_to=message)
-        arrays = {k: v + np.float32(shift) * np.sign(v)
-                  for k, v in to_numpy(message.content.array_records[ARRAYS]).items()}
-        if corrupt is not None:
-            corrupt(arrays)
-        return Message(RecordDict({
-            ARRAYS: to_record(arrays),
-            METRICS: MetricRecord({MetricKey.EXAMPLES: examples, MetricKey.CORRECTIONS: 5,
-                                   MetricKey.PROTOCOL: PROTOCOL_VERSION})}),
-            reply_to=message)
-
-    answer.seen = seen  # type: ignore[attr-defined]
-    return answer
-
 
 def _nan(arrays: dict) -> None:  # type: ignore[type-arg]
     arrays[member_key(2, "conv.bias")][0] = np.nan
 
 
-def _settings(tmp_path: Path, **changes: object) -> ServerSettings:
-    values: dict[str, object] = {"checkpoint-dir": str(tmp_path / "checkpoints"),
-                                 "initial-model": str(tmp_path / "initial"),
-                                 "num-server-rounds": 2, "min-train-nodes": 3,
-                                 "min-available-nodes": 3, "fraction-train": 1.0}
-    return ServerSettings.from_run_config(values | {k.replace("_", "-"): v
-                                                    for k, v in changes.items()})
-
-
 def test_two_rounds_aggregate_the_valid_sites_and_record_lineage(tmp_path: Path) -> None:
-    _initial(tmp_path / "initial")
-    honest = {1: _site(0.01, 30), 2: _site(0.02, 10, dice=0.9)}
+    initial_model(tmp_path / "initial")
+    honest = {1: fake_site(0.01, 30), 2: fake_site(0.02, 10, dice=0.9)}
     bad = {
-        3: _site(0.01, 10, corrupt=_nan),
-        4: _site(0.01, 10, corrupt=lambda a: a.update(
+        3: fake_site(0.01, 10, corrupt=_nan),
+        4: fake_site(0.01, 10, corrupt=lambda a: a.update(
             {member_key(0, "conv.bias"): np.zeros(5, np.float32)})),
-        5: _site(0.01, 10, corrupt=lambda a: a.update(
+        5: fake_site(0.01, 10, corrupt=lambda a: a.update(
             {member_key(1, "conv.weight"): a[member_key(1, "conv.weight")] * np.float32(1e4)})),
         6: lambda m: Message(Error(code=0, reason="out of memory"), reply_to=m),
         7: lambda m: None,  # dropped connection: never answers
     }
     grid = FakeGrid({**honest, **bad})  # type: ignore[dict-item]
-    settings = _settings(tmp_path, min_train_nodes=7, min_available_nodes=7)
+    settings = server_settings(tmp_path, min_train_nodes=7, min_available_nodes=7)
     outcome = run_federation(grid, settings)  # type: ignore[arg-type]
     assert (outcome.start_version, outcome.final_version) == (0, 2)
 
@@ -138,9 +86,9 @@ def _vanished(message: Message) -> Message:
 
 
 def test_a_vanished_site_is_recorded_under_its_own_node_id(tmp_path: Path) -> None:
-    _initial(tmp_path / "initial")
-    grid = FakeGrid({7: _site(0.01, 10), 8: _site(0.02, 10), 9: _vanished})
-    run_federation(grid, _settings(tmp_path, num_server_rounds=1))  # type: ignore[arg-type]
+    initial_model(tmp_path / "initial")
+    grid = FakeGrid({7: fake_site(0.01, 10), 8: fake_site(0.02, 10), 9: _vanished})
+    run_federation(grid, server_settings(tmp_path, num_server_rounds=1))  # type: ignore[arg-type]
     (version,) = CheckpointStore(tmp_path / "checkpoints").versions()[1:]
     assert [r["node_id"] for r in version.rejected] == [9]
     assert "Node Unavailable" in version.rejected[0]["reason"]
@@ -149,11 +97,11 @@ def test_a_vanished_site_is_recorded_under_its_own_node_id(tmp_path: Path) -> No
 
 
 def test_a_restarted_server_resumes_from_the_last_version(tmp_path: Path) -> None:
-    _initial(tmp_path / "initial")
-    sites = {n: _site(0.01, 10) for n in (1, 2, 3)}
-    run_federation(FakeGrid(sites), _settings(tmp_path))  # type: ignore[arg-type, dict-item]
+    initial_model(tmp_path / "initial")
+    sites = {n: fake_site(0.01, 10) for n in (1, 2, 3)}
+    run_federation(FakeGrid(sites), server_settings(tmp_path))  # type: ignore[arg-type, dict-item]
     outcome = run_federation(FakeGrid(sites),  # type: ignore[arg-type, dict-item]
-                             _settings(tmp_path, num_server_rounds=1))
+                             server_settings(tmp_path, num_server_rounds=1))
     assert (outcome.start_version, outcome.final_version) == (2, 3)
     latest = CheckpointStore(tmp_path / "checkpoints").latest()
     assert latest is not None and latest.parent == 2
@@ -161,22 +109,22 @@ def test_a_restarted_server_resumes_from_the_last_version(tmp_path: Path) -> Non
 
 
 def test_a_round_without_any_valid_update_keeps_the_global_model(tmp_path: Path) -> None:
-    _initial(tmp_path / "initial")
-    sites = {n: _site(0.01, 10, corrupt=_nan) for n in (1, 2, 3)}
-    outcome = run_federation(FakeGrid(sites), _settings(tmp_path))  # type: ignore[arg-type, dict-item]
+    initial_model(tmp_path / "initial")
+    sites = {n: fake_site(0.01, 10, corrupt=_nan) for n in (1, 2, 3)}
+    outcome = run_federation(FakeGrid(sites), server_settings(tmp_path))  # type: ignore[arg-type, dict-item]
     assert outcome.final_version == 0
     assert len(outcome.rejected) == 6  # 3 sites × 2 rounds
     assert [v.version for v in CheckpointStore(tmp_path / "checkpoints").versions()] == [0]
 
 
 def test_the_federations_plans_cannot_change(tmp_path: Path) -> None:
-    _initial(tmp_path / "initial")
-    sites = {n: _site(0.01, 10) for n in (1, 2, 3)}
-    run_federation(FakeGrid(sites), _settings(tmp_path, num_server_rounds=1))  # type: ignore[arg-type, dict-item]
-    _initial(tmp_path / "other", {**PLANS, "plans_name": "bigger"})
+    initial_model(tmp_path / "initial")
+    sites = {n: fake_site(0.01, 10) for n in (1, 2, 3)}
+    run_federation(FakeGrid(sites), server_settings(tmp_path, num_server_rounds=1))  # type: ignore[arg-type, dict-item]
+    initial_model(tmp_path / "other", {**PLANS, "plans_name": "bigger"})
     with pytest.raises(FederationError, match="differs from the federation's plans"):
         run_federation(FakeGrid(sites),  # type: ignore[arg-type, dict-item]
-                       _settings(tmp_path, initial_model=str(tmp_path / "other")))
+                       server_settings(tmp_path, initial_model=str(tmp_path / "other")))
 
 
 def test_settings_refuse_nonsense() -> None:
@@ -214,10 +162,10 @@ def test_message_arrays_are_viewed_without_pickle_and_checked() -> None:
 
 
 def test_fedprox_sends_mu_and_records_its_name(tmp_path: Path) -> None:
-    _initial(tmp_path / "initial")
-    sites = {n: _site(0.01, 10) for n in (1, 2, 3)}
+    initial_model(tmp_path / "initial")
+    sites = {n: fake_site(0.01, 10) for n in (1, 2, 3)}
     run_federation(FakeGrid(sites),  # type: ignore[arg-type, dict-item]
-                   _settings(tmp_path, strategy="fedprox", proximal_mu=0.1,
+                   server_settings(tmp_path, strategy="fedprox", proximal_mu=0.1,
                              num_server_rounds=1))
     config = sites[1].seen[0]  # type: ignore[attr-defined]
     assert config[ConfigKey.PROXIMAL_MU] == 0.1

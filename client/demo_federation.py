@@ -1,0 +1,126 @@
+"""The federated stage of ``pathloop demo``: the 3 sites learn together through Flower.
+
+A real Flower deployment on this machine (:class:`~pathloop.server.loopback.LoopbackFederation`:
+a SuperLink with TLS and SuperNode authentication, one SuperNode per site, each running the
+site's ClientApp in its own processes), driven exactly as across hospitals:
+
+1. the baseline ensemble is exported as the federation's initial model and imported by every
+   site; each site's config gets a ``[federation]`` table naming its own tiles (its first
+   slide for training, its second held out) and its worklist refresh;
+2. the central team's side starts the SuperLink, registers each site's key, the sites'
+   SuperNodes join, and a run of ``rounds`` FedAvg rounds goes through;
+3. each round every site fine-tunes on its tiles plus its pathologist's corrections (from
+   the UGA stage), the server averages the updates into a new global version, and every site
+   adopts it, scores it on its held-out tiles and refreshes its worklist.
+
+The demo plays the central team too, which is why this edge module imports
+``pathloop.server``; sites in a hospital never do.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from pathloop.client.demo_loop import MODEL_MPP, TASK, baseline_cases
+from pathloop.client.federated import import_model
+from pathloop.client.sample import SyntheticSlide
+from pathloop.client.segmentation import Case, export_model
+from pathloop.client.settings import SiteSettings
+from pathloop.client.store import ModelVersionRecord, Store
+from pathloop.server.errors import FederationError
+
+COMPLETED = "finished:completed"
+
+
+@dataclass(frozen=True)
+class RoundDice:
+    """Every site's held-out Dice of one global version."""
+
+    version: int
+    dice: dict[str, float]
+
+    @property
+    def mean(self) -> float:
+        return sum(self.dice.values()) / len(self.dice) if self.dice else float("nan")
+
+
+def run_federated_rounds(workdir: Path, sites: dict[str, list[SyntheticSlide]],
+                         baseline: ModelVersionRecord, *, rounds: int = 2, rerank_k: int = 5,
+                         timeout: float = 3600.0) -> list[RoundDice]:
+    """Run ``rounds`` federated rounds across the demo's sites; Dice per global version."""
+    from pathloop.server.flower_project import write_flower_app
+    from pathloop.server.loopback import LoopbackFederation
+    from pathloop.server.report import summarize
+
+    root = workdir / "federation"
+    shutil.rmtree(root, ignore_errors=True)
+    assert baseline.weights_uri is not None
+    initial = export_model(baseline.weights_uri, root / "initial")
+    configs = {site_id: _federated_site(workdir, site_id, slides, initial, rerank_k)
+               for site_id, slides in sites.items()}
+    checkpoints = root / "central" / "checkpoints"
+    with LoopbackFederation(root / "central") as federation:
+        federation.start_superlink()
+        for site_id, config in configs.items():
+            federation.register(site_id)
+            federation.start_supernode(site_id, config)
+        federation.wait_online(len(configs))
+        run = federation.cli.start_run(write_flower_app(root / "app"), {
+            "checkpoint-dir": str(checkpoints), "initial-model": str(initial),
+            "num-server-rounds": rounds, "min-train-nodes": len(configs),
+            "min-available-nodes": len(configs), "local-epochs": 1,
+            "round-timeout": timeout / rounds})
+        status = federation.cli.wait(run, timeout)
+        if status != COMPLETED:
+            raise FederationError(f"federated run {run} ended {status}; logs in "
+                                      f"{federation.logs}")
+        summary = summarize(checkpoints, federation.layout.site_names())
+    return [RoundDice(version, dice) for version, dice in sorted(summary.dice.items())]
+
+
+def _federated_site(workdir: Path, site_id: str, slides: list[SyntheticSlide],
+                    initial: Path, rerank_k: int) -> Path:
+    """Write the site's tiles and its config with a ``[federation]`` table; import the
+    initial model. Returns the config file the site's SuperNode reads."""
+    from pathloop.client.demo import pairs, site_settings
+
+    settings = site_settings(workdir, site_id)
+    folder = settings.data_dir / "federation-data"
+    shutil.rmtree(folder, ignore_errors=True)
+    with Store.open(settings) as store:
+        samples = pairs(store, slides)
+        train = _write_tiles(baseline_cases(settings, store, samples[:1]), folder / "train")
+        held = _write_tiles(baseline_cases(settings, store, samples[1:2]),
+                            folder / "held-out")
+        import_model(settings, store, initial, "federation-initial")
+    config = settings.data_dir / "pathloop.toml"
+    fields = {"training-images": train / "images", "training-masks": train / "masks",
+              "held-out-images": held / "images", "held-out-masks": held / "masks"}
+    lines = [f"site-id = {json.dumps(site_id)}",
+             f"data-dir = {json.dumps(str(settings.data_dir))}",
+             f"slide-roots = {json.dumps([str(p) for p in settings.slide_roots])}",
+             "", "[federation]",
+             *(f"{key} = {json.dumps(str(path))}" for key, path in fields.items()),
+             f"mpp = {MODEL_MPP}", f"labels = {json.dumps(list(TASK.label_names))}",
+             'profile = "tiny"', f"rerank-k = {rerank_k}"]
+    config.write_text("\n".join(lines) + "\n")
+    SiteSettings.from_file(config)  # the SuperNode will read it: fail here, not there
+    return config
+
+
+def _write_tiles(cases: Iterable[Case], folder: Path) -> Path:
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    for case in cases:
+        Image.fromarray(case.image).save(folder / "images" / f"{case.name}.png")
+        Image.fromarray(case.mask).save(folder / "masks" / f"{case.name}.png")
+    return folder
+
+
+__all__ = ["RoundDice", "run_federated_rounds"]

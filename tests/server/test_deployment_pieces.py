@@ -1,0 +1,152 @@
+"""The deployment's pieces without running Flower: credentials, the Flower App, command
+lines, the central team's status and report."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_ssh_private_key, load_ssh_public_key
+from fake_grid import FakeGrid
+from fake_sites import fake_site, initial_model, server_settings
+from flwr.cli.build import build_fab_from_disk
+from flwr.common.config import get_fab_config, validate_config
+from PIL import Image
+from typer.testing import CliRunner
+
+from pathloop.client.cli import app as pathloop_cli
+from pathloop.server.credentials import make_node_key, make_server_credentials
+from pathloop.server.deployment import ServerLayout, superlink_command, supernode_command
+from pathloop.server.errors import FederationError
+from pathloop.server.federation import run_federation
+from pathloop.server.flower_project import CLIENT_APP, SERVER_APP, write_flower_app
+from pathloop.server.report import markdown, summarize, write_report
+from pathloop.server.settings import ServerSettings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_server_certificate_is_signed_by_the_ca_for_loopback_names(tmp_path: Path) -> None:
+    made = make_server_credentials(tmp_path / "credentials")
+    ca = x509.load_pem_x509_certificate(made.ca_certificate.read_bytes())
+    certificate = x509.load_pem_x509_certificate(made.certificate.read_bytes())
+    certificate.verify_directly_issued_by(ca)
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(names.get_values_for_type(x509.DNSName)) == {"localhost"}
+    assert {str(ip) for ip in names.get_values_for_type(x509.IPAddress)} == {"127.0.0.1", "::1"}
+    for key in (made.key, made.ca_key):
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    with pytest.raises(FederationError, match="never overwritten"):
+        make_server_credentials(tmp_path / "credentials")
+
+
+def test_node_keys_are_openssh_ecdsa_p384_as_flower_reads_them(tmp_path: Path) -> None:
+    key = make_node_key(tmp_path, "hospital-a")
+    private = load_ssh_private_key(key.private.read_bytes(), password=None)
+    public = load_ssh_public_key(key.public.read_bytes())
+    assert isinstance(private, ec.EllipticCurvePrivateKey)
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    assert public.curve.name == "secp384r1"
+    assert private.public_key().public_numbers() == public.public_numbers()
+    assert stat.S_IMODE(key.private.stat().st_mode) == 0o600
+    with pytest.raises(FederationError, match="letters, digits"):
+        make_node_key(tmp_path, "../escape")
+
+
+def test_the_deploy_script_makes_both_kinds(tmp_path: Path) -> None:
+    script = REPO / "deploy" / "make-credentials.sh"
+    env = {**os.environ, "PATHLOOP": str(Path(sys.executable).with_name("pathloop"))}
+    subprocess.run(["bash", str(script), "server", str(tmp_path / "state"), "fl.example.org",
+                    "10.0.0.5"], check=True, env=env, capture_output=True)
+    subprocess.run(["bash", str(script), "site", str(tmp_path / "keys"), "hospital-b"],
+                   check=True, env=env, capture_output=True)
+    certificate = x509.load_pem_x509_certificate(
+        (tmp_path / "state" / "credentials" / "server.pem").read_bytes())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["fl.example.org"]
+    assert (tmp_path / "keys" / "hospital-b.pub").is_file()
+    again = subprocess.run(["bash", str(script), "site", str(tmp_path / "keys"), "hospital-b"],
+                           env=env, capture_output=True, text=True)
+    assert again.returncode == 1 and "never overwritten" in again.stderr
+
+
+def test_the_flower_app_is_valid_small_and_declares_the_run_config(tmp_path: Path) -> None:
+    folder = write_flower_app(tmp_path / "app")
+    fab = build_fab_from_disk(folder)
+    assert len(fab) < 10_000  # the code is the installed pathloop, not in the bundle
+    config = get_fab_config(fab)
+    valid, errors, _ = validate_config(config, check_module=False)
+    assert valid, errors
+    app = config["tool"]["flwr"]["app"]
+    assert app["components"] == {"serverapp": SERVER_APP, "clientapp": CLIENT_APP}
+    assert set(app["config"]) == {f.replace("_", "-")
+                                  for f in ServerSettings.__dataclass_fields__}
+    assert app["config"]["round-timeout"] == 3600.0
+
+
+def test_command_lines_turn_on_tls_and_node_authentication(tmp_path: Path) -> None:
+    layout = ServerLayout(tmp_path)
+    with pytest.raises(FederationError, match=r"ca\.crt: missing"):
+        superlink_command(layout)
+    made = make_server_credentials(tmp_path / "credentials")
+    command = superlink_command(layout, "0.0.0.0", 9300)
+    for flag in ("--ssl-ca-certfile", "--ssl-certfile", "--ssl-keyfile",
+                 "--enable-supernode-auth", "--disable-runtime-dependency-installation"):
+        assert flag in command
+    assert "--insecure" not in command
+    key = make_node_key(tmp_path / "keys", "a")
+    config = tmp_path / "site.toml"
+    config.write_text('site-id = "a"\n')
+    node = supernode_command(config, "fl:9300", made.ca_certificate, key.private, 9094)
+    assert "--auth-supernode-private-key" in node and "--insecure" not in node
+    assert node[-1] == f"site-config='{config.resolve()}'"
+    with pytest.raises(FederationError, match="no such SuperNode private key"):
+        supernode_command(config, "fl:9300", made.ca_certificate, tmp_path / "nope", 9094)
+
+
+@pytest.fixture()
+def finished_federation(tmp_path: Path) -> ServerLayout:
+    layout = ServerLayout(tmp_path / "state")
+    initial_model(tmp_path / "initial")
+    grid = FakeGrid({7: fake_site(0.01, 10, dice=0.6), 8: fake_site(0.02, 30, dice=0.8),
+                     9: fake_site(0.0, 5, corrupt=lambda a: a.clear())})
+    settings = server_settings(tmp_path, checkpoint_dir=str(layout.checkpoints))
+    run_federation(grid, settings)  # type: ignore[arg-type]
+    layout.root.mkdir(parents=True, exist_ok=True)
+    layout.record_site(7, "hospital-a")
+    layout.record_site(8, "hospital-b")
+    return layout
+
+
+def test_report_shows_lineage_and_dice_per_site_per_round(finished_federation: ServerLayout,
+                                                          tmp_path: Path) -> None:
+    summary = summarize(finished_federation.checkpoints, finished_federation.site_names())
+    assert [v.version for v in summary.versions] == [0, 1, 2]
+    assert summary.dice == {1: {"hospital-a": 0.6, "hospital-b": 0.8, "9": 0.7},
+                            2: {"hospital-a": 0.6, "hospital-b": 0.8, "9": 0.7}}
+    text = markdown(summary)
+    assert "| 1 | 0 | fedavg | hospital-a, hospital-b | 40 | 10 | 1 | 0.700 |" in text
+    assert "version 1: 9:" in text  # the rejected update, by node
+    report, plot = write_report(summary, tmp_path / "report")
+    assert "![Dice per round]" in report.read_text()
+    with Image.open(plot) as image:
+        assert image.format == "PNG" and image.width > 400
+
+
+def test_server_status_and_report_commands(finished_federation: ServerLayout,
+                                           tmp_path: Path) -> None:
+    runner = CliRunner()
+    status = runner.invoke(pathloop_cli, ["server", "status", str(finished_federation.root)])
+    assert status.exit_code == 0, status.output
+    assert "hospital-a, hospital-b" in status.output
+    assert "SuperLink not reachable" in status.output  # no `server start` here
+    report = runner.invoke(pathloop_cli, ["server", "report", str(finished_federation.root),
+                                          "--out", str(tmp_path / "out")])
+    assert report.exit_code == 0, report.output
+    assert (tmp_path / "out" / "dice_per_round.png").is_file()
