@@ -55,7 +55,7 @@ def run_federated_rounds(workdir: Path, sites: dict[str, list[SyntheticSlide]],
                          timeout: float = 3600.0) -> list[RoundDice]:
     """Run ``rounds`` federated rounds across the demo's sites; Dice per global version."""
     from pathloop.server.flower_project import write_flower_app
-    from pathloop.server.loopback import LoopbackFederation
+    from pathloop.server.loopback import LoopbackFederation, threads_per_node
     from pathloop.server.report import summarize
 
     root = workdir / "federation"
@@ -69,7 +69,7 @@ def run_federated_rounds(workdir: Path, sites: dict[str, list[SyntheticSlide]],
         federation.start_superlink()
         for site_id, config in configs.items():
             federation.register(site_id)
-            federation.start_supernode(site_id, config)
+            federation.start_supernode(site_id, config, threads_per_node(len(configs)))
         federation.wait_online(len(configs))
         run = federation.cli.start_run(write_flower_app(root / "app"), {
             "checkpoint-dir": str(checkpoints), "initial-model": str(initial),

@@ -12,6 +12,7 @@ ClientApps).
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -99,12 +100,19 @@ class LoopbackFederation:
         """Register SuperNode ``name``'s public key with the SuperLink; its node id."""
         return self.cli.register(self.node_key(name).public, name)
 
-    def start_supernode(self, name: str, site_config: Path) -> None:
-        """Start SuperNode ``name`` for the site whose pathloop config is ``site_config``."""
+    def start_supernode(self, name: str, site_config: Path, threads: int | None = None
+                        ) -> None:
+        """Start SuperNode ``name`` for the site whose pathloop config is ``site_config``.
+
+        ``threads`` caps the compute threads of its ClientApps (``OMP_NUM_THREADS``): sites
+        sharing one machine's cores should share them, not each spin up one thread per core.
+        """
         key = self.node_key(name)
+        env = {} if threads is None else {"OMP_NUM_THREADS": str(threads),
+                                          "MKL_NUM_THREADS": str(threads)}
         self._spawn(name, supernode_command(site_config, self.address,
                                             self.layout.credentials.ca_certificate,
-                                            key.private, free_port()))
+                                            key.private, free_port()), env)
 
     def wait_online(self, count: int, timeout: float = 90.0) -> list[dict[str, Any]]:
         """Wait until ``count`` SuperNodes are online; the node list."""
@@ -159,13 +167,15 @@ class LoopbackFederation:
     def _log(self, name: str) -> Path:
         return self.logs / f"{name}.log"
 
-    def _spawn(self, name: str, command: list[str]) -> None:
+    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None
+               ) -> None:
         if name in self.processes and self.processes[name].alive():
             raise FederationError(f"{name} is already running")
         log = self._log(name)
         with open(log, "ab") as handle:
             popen = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
-                                     env=process_environment(), cwd=self.root,
+                                     env={**process_environment(), **(env or {})},
+                                     cwd=self.root,
                                      start_new_session=True)
         self.processes[name] = _Process(name, popen, log)
 
@@ -188,6 +198,11 @@ class LoopbackFederation:
         process.popen.wait(10)
 
 
+def threads_per_node(nodes: int) -> int:
+    """This machine's cores shared out among ``nodes`` SuperNodes (at least 1 each)."""
+    return max(1, (os.cpu_count() or 1) // max(nodes, 1))
+
+
 def free_port() -> int:
     """A TCP port nothing listens on now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -195,4 +210,4 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-__all__ = ["LoopbackFederation", "free_port"]
+__all__ = ["LoopbackFederation", "free_port", "threads_per_node"]

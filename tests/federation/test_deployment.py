@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 from monuseg_sites import make_site, monuseg_cases, train_model
+from typer.testing import CliRunner
 
+from pathloop.client.cli import app as pathloop_cli
 from pathloop.client.experiments.monuseg import by_organ, list_images
 from pathloop.client.loop import MODEL_KIND
 from pathloop.client.segmentation import export_model
@@ -25,7 +27,7 @@ from pathloop.client.store import Store
 from pathloop.server.checkpoints import CheckpointStore
 from pathloop.server.federation import read_evaluations
 from pathloop.server.flower_project import write_flower_app
-from pathloop.server.loopback import LoopbackFederation
+from pathloop.server.loopback import LoopbackFederation, threads_per_node
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -47,7 +49,7 @@ def deployment(shared_data: Path, tmp_path_factory: pytest.TempPathFactory
         federation.start_superlink()
         nodes = {name: federation.register(name) for name in configs}
         for name, config in configs.items():
-            federation.start_supernode(name, config)
+            federation.start_supernode(name, config, threads_per_node(len(configs)))
         federation.wait_online(len(configs))
         yield {"federation": federation, "nodes": nodes, "configs": configs,
                "initial": initial, "app": write_flower_app(root / "app"),
@@ -133,9 +135,12 @@ def test_a_restarted_superlink_lets_the_next_run_resume(deployment: dict[str, An
     federation.start_superlink()  # same database: registrations and runs are kept
     assert federation.cli.run_status(run) != COMPLETED
     federation.wait_online(2)
-    resumed = _run(deployment, **{"num-server-rounds": 1, "min-train-nodes": 2,
-                                  "min-available-nodes": 2, "round-timeout": 150.0})
-    assert federation.cli.wait(resumed, RUN_TIMEOUT) == COMPLETED
+    # The central team's command this time: it resumes without an initial model.
+    resumed = CliRunner().invoke(pathloop_cli, [
+        "server", "run", str(federation.root), "--rounds", "1", "--min-sites", "2",
+        "--round-timeout", "150", "--local-epochs", "1"])
+    assert resumed.exit_code == 0, resumed.output
+    assert COMPLETED in resumed.output
     versions = _versions(deployment)  # every version reads back whole (digest checked)
     store = CheckpointStore(deployment["checkpoints"])
     for version in versions:
@@ -143,3 +148,6 @@ def test_a_restarted_superlink_lets_the_next_run_resume(deployment: dict[str, An
     assert [v.version for v in versions] == list(range(len(versions)))
     # The killed run died in its first round: it lost that round and nothing else.
     assert versions[-1].version == before + 1 and versions[-1].parent == before
+    status = CliRunner().invoke(pathloop_cli, ["server", "status", str(federation.root)])
+    assert status.exit_code == 0, status.output
+    assert "site-breast, site-kidney" in status.output and "online" in status.output
