@@ -27,7 +27,13 @@ from flwr.app import ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 
 from pathloop.server.checkpoints import CheckpointStore, GlobalVersion
-from pathloop.server.contract import METRICS, ConfigKey, MetricKey, plans_digest
+from pathloop.server.contract import (
+    METRICS,
+    ConfigKey,
+    MetricKey,
+    PackingLayout,
+    plans_digest,
+)
 from pathloop.server.errors import CheckpointError, FederationError, UpdateRejectedError
 from pathloop.server.settings import ServerSettings
 from pathloop.server.strategy import EnsembleFedAvg, EnsembleFedProx, to_record
@@ -68,9 +74,13 @@ def run_federation(grid: Grid, settings: ServerSettings) -> FederationOutcome:
             config=settings.to_json()))
     arrays = store.load(latest.version)
     logger.info("starting from global version %d (%d arrays)", latest.version, len(arrays))
-    strategy = _strategy(settings, store, plans, latest.version)
+    try:
+        layout = PackingLayout.of(arrays)
+    except ValueError as error:
+        raise CheckpointError(f"global version {latest.version}: {error}") from None
+    strategy = _strategy(settings, store, plans, layout, latest.version)
     strategy.start(
-        grid, to_record(arrays), num_rounds=settings.num_server_rounds,
+        grid, to_record(layout.pack(arrays)), num_rounds=settings.num_server_rounds,
         timeout=settings.round_timeout,
         train_config=ConfigRecord({ConfigKey.LOCAL_EPOCHS: settings.local_epochs,
                                    ConfigKey.LEARNING_RATE: settings.learning_rate}),
@@ -178,9 +188,10 @@ class _FedProx(_Evaluating, EnsembleFedProx):
 
 
 def _strategy(settings: ServerSettings, store: CheckpointStore, plans: Mapping[str, Any],
-              version: int) -> EnsembleFedAvg | EnsembleFedProx:
+              layout: PackingLayout, version: int) -> EnsembleFedAvg | EnsembleFedProx:
     common: dict[str, Any] = {
-        "start_version": version, "max_relative_change": settings.max_relative_change,
+        "layout": layout, "start_version": version,
+        "max_relative_change": settings.max_relative_change,
         "run_config": settings.to_json(), "fraction_train": settings.fraction_train,
         "fraction_evaluate": 1.0, "min_train_nodes": settings.min_train_nodes,
         "min_evaluate_nodes": settings.min_train_nodes,

@@ -142,6 +142,17 @@ class LoopbackFederation:
         except psutil.NoSuchProcess:
             return []
 
+    def clientapps(self, name: str) -> list[psutil.Process]:
+        """SuperNode ``name``'s running ClientApps (one per message it is answering)."""
+        apps = []
+        for child in self.children(name):
+            try:
+                if any("flwr-clientapp" in part for part in child.cmdline()):
+                    apps.append(child)
+            except psutil.NoSuchProcess:
+                continue
+        return apps
+
     def kill(self, name: str) -> None:
         """SIGKILL process ``name`` and all its descendants (a crash, not a shutdown)."""
         self._stop(name, signal.SIGKILL)

@@ -3,8 +3,10 @@
 :class:`EnsembleFedAvg` keeps Flower's sampling, messaging and weighting (by each site's
 ``num-examples``: its training patches) and adds what a hospital federation needs:
 
-- every round's config carries the protocol version, the global version being trained and
-  the global nnU-Net plans with their SHA-256 (sites refuse to train under other plans);
+- every round's config carries the protocol version, the global version being trained,
+  the global nnU-Net plans with their SHA-256 (sites refuse to train under other plans) and
+  the packing layout (the members travel as one vector each, see
+  :class:`~pathloop.server.contract.PackingLayout`);
 - every reply is validated (:mod:`pathloop.server.validation`) before it may enter the
   global model; a bad one is logged and recorded as rejected while the round goes on;
 - failed or missing replies do not stall a round: Flower's ``timeout`` bounds the wait and
@@ -38,6 +40,7 @@ from pathloop.server.contract import (
     PROTOCOL_VERSION,
     ConfigKey,
     MetricKey,
+    PackingLayout,
     plans_digest,
 )
 from pathloop.server.errors import UpdateRejectedError
@@ -94,9 +97,11 @@ class _Lineage:
     strategy_name = "fedavg"
 
     def _setup(self, checkpoints: CheckpointStore, plans: Mapping[str, Any], *,
-               start_version: int, max_relative_change: float,
+               layout: PackingLayout, start_version: int, max_relative_change: float,
                run_config: Mapping[str, Any]) -> None:
         self.checkpoints = checkpoints
+        self.layout = layout
+        self.layout_json = layout.to_json()
         self.plans_json = json.dumps(plans, sort_keys=True)
         self.plans_sha256 = plans_digest(plans)
         self.version = start_version
@@ -151,6 +156,7 @@ class _Lineage:
         config[ConfigKey.GLOBAL_VERSION] = self.version
         config[ConfigKey.PLANS] = self.plans_json
         config[ConfigKey.PLANS_SHA256] = self.plans_sha256
+        config[ConfigKey.LAYOUT] = self.layout_json
 
     def _aggregate(self, server_round: int, replies: Iterable[Message]
                    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
@@ -189,7 +195,7 @@ class _Lineage:
                          if key != MetricKey.EXAMPLES}
         round_metrics[MetricKey.EXAMPLES] = total
         aggregated = mean.result()
-        saved = self.checkpoints.save(aggregated, GlobalVersion(
+        saved = self.checkpoints.save(self.layout.unpack(aggregated), GlobalVersion(
             version=self.version + 1, parent=self.version, strategy=self.strategy_name,
             contributions=contributions, rejected=rejected, metrics=round_metrics,
             plans_sha256=self.plans_sha256,
@@ -229,6 +235,9 @@ class EnsembleFedAvg(_Lineage, FedAvg):
         Where each global version is kept.
     plans:
         The global nnU-Net plans (sent to every site each round).
+    layout:
+        How the members' parameters are packed into the messages' vectors (the arrays
+        Flower moves are packed; checkpoints keep one array per parameter).
     start_version:
         The global version the run starts from (the latest checkpoint on a resume).
     max_relative_change:
@@ -240,10 +249,11 @@ class EnsembleFedAvg(_Lineage, FedAvg):
     """
 
     def __init__(self, checkpoints: CheckpointStore, plans: Mapping[str, Any], *,
-                 start_version: int = 0, max_relative_change: float = MAX_RELATIVE_CHANGE,
+                 layout: PackingLayout, start_version: int = 0,
+                 max_relative_change: float = MAX_RELATIVE_CHANGE,
                  run_config: Mapping[str, Any] | None = None, **fedavg: Any) -> None:
         FedAvg.__init__(self, **fedavg)
-        self._setup(checkpoints, plans, start_version=start_version,
+        self._setup(checkpoints, plans, layout=layout, start_version=start_version,
                     max_relative_change=max_relative_change, run_config=run_config or {})
 
 
@@ -253,11 +263,11 @@ class EnsembleFedProx(_Lineage, FedProx):
     strategy_name = "fedprox"
 
     def __init__(self, checkpoints: CheckpointStore, plans: Mapping[str, Any], *,
-                 proximal_mu: float, start_version: int = 0,
+                 layout: PackingLayout, proximal_mu: float, start_version: int = 0,
                  max_relative_change: float = MAX_RELATIVE_CHANGE,
                  run_config: Mapping[str, Any] | None = None, **fedavg: Any) -> None:
         FedProx.__init__(self, proximal_mu=proximal_mu, **fedavg)
-        self._setup(checkpoints, plans, start_version=start_version,
+        self._setup(checkpoints, plans, layout=layout, start_version=start_version,
                     max_relative_change=max_relative_change, run_config=run_config or {})
 
 

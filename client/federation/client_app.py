@@ -20,7 +20,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from pathloop.client.errors import ConfigError, PathloopError
+from pathloop.client.errors import ConfigError, PathloopError, ProtocolError
 from pathloop.client.federated import (
     LocalData,
     RoundConfig,
@@ -30,7 +30,14 @@ from pathloop.client.federated import (
 )
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import Store
-from pathloop.server.contract import ARRAYS, CONFIG, METRICS, SITE_CONFIG_KEY
+from pathloop.server.contract import (
+    ARRAYS,
+    CONFIG,
+    METRICS,
+    SITE_CONFIG_KEY,
+    ConfigKey,
+    PackingLayout,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +61,17 @@ def train(message: Message, context: Context) -> Message:
     def run() -> RecordDict:
         settings = site_settings(context)
         config = RoundConfig.parse(dict(message.content.config_records[CONFIG]))
-        arrays = _arrays(message)
+        layout = _layout(message)
+        arrays = _arrays(message, layout)
         data = LocalData.from_settings(settings)
         with Store.open(settings) as store:
             weights, metrics = train_round(settings, store, data, arrays, config)
-        return RecordDict({ARRAYS: ArrayRecord({k: Array(v) for k, v in weights.items()}),
+        try:
+            packed = layout.pack(weights)
+        except ValueError as error:
+            raise ProtocolError(f"the fine-tuned ensemble does not fit the round's packing "
+                                f"layout: {error}") from None
+        return RecordDict({ARRAYS: ArrayRecord({k: Array(v) for k, v in packed.items()}),
                            METRICS: MetricRecord(dict(metrics))})
 
     return _reply(message, run)
@@ -72,7 +85,8 @@ def evaluate(message: Message, context: Context) -> Message:
         config = RoundConfig.parse(dict(message.content.config_records[CONFIG]))
         data = LocalData.from_settings(settings)
         with Store.open(settings) as store:
-            metrics = evaluate_round(settings, store, data, _arrays(message), config)
+            metrics = evaluate_round(settings, store, data,
+                                     _arrays(message, _layout(message)), config)
         return RecordDict({METRICS: MetricRecord(dict(metrics))})
 
     return _reply(message, run)
@@ -89,9 +103,23 @@ def query(message: Message, context: Context) -> Message:
     return _reply(message, run)
 
 
-def _arrays(message: Message) -> dict[str, np.ndarray]:
+def _layout(message: Message) -> PackingLayout:
+    text = message.content.config_records[CONFIG].get(ConfigKey.LAYOUT)
+    if not isinstance(text, str):
+        raise ProtocolError(f"round config has no {ConfigKey.LAYOUT!r}")
+    try:
+        return PackingLayout.from_json(text)
+    except ValueError as error:
+        raise ProtocolError(str(error)) from None
+
+
+def _arrays(message: Message, layout: PackingLayout) -> dict[str, np.ndarray]:
+    """The global ensemble, one array per parameter, from the message's packed vectors."""
     record = message.content.array_records[ARRAYS]
-    return {name: array.numpy() for name, array in record.items()}
+    try:
+        return layout.unpack({name: array.numpy() for name, array in record.items()})
+    except ValueError as error:
+        raise ProtocolError(f"global ensemble: {error}") from None
 
 
 def _reply(message: Message, run: Callable[[], RecordDict]) -> Message:

@@ -70,7 +70,7 @@ def _versions(deployment: dict[str, Any]) -> list[Any]:
 def _wait_for_clientapp(federation: LoopbackFederation, name: str, timeout: float) -> None:
     """Until SuperNode ``name`` runs a ClientApp (a round's message reached it)."""
     deadline = time.monotonic() + timeout
-    while not federation.children(name):
+    while not federation.clientapps(name):
         assert time.monotonic() < deadline, f"{name} never started a ClientApp"
         time.sleep(0.5)
 

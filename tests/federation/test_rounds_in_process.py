@@ -20,7 +20,18 @@ from pathloop.client.segmentation import export_model
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import Store
 from pathloop.server.checkpoints import CheckpointStore
-from pathloop.server.contract import ARRAYS, EVALUATE, METRICS, QUERY, SITE_METRICS, TRAIN
+from pathloop.server.contract import (
+    ARRAYS,
+    EVALUATE,
+    METRICS,
+    PACKED,
+    PROTOCOL_VERSION,
+    QUERY,
+    SITE_METRICS,
+    TRAIN,
+    PackingLayout,
+    member_key,
+)
 from pathloop.server.federation import read_evaluations, run_federation
 from pathloop.server.settings import ServerSettings
 
@@ -95,7 +106,10 @@ def test_the_loop_closes_at_each_site(federation: dict) -> None:  # type: ignore
 
 def test_sites_send_only_expected_arrays_and_numbers(federation: dict) -> None:  # type: ignore[type-arg]
     with np.load(federation["initial"] / "arrays.npz") as data:
-        expected = {name: data[name].shape for name in data.files}
+        layout = PackingLayout.of({name: data[name] for name in data.files})
+    # One float32 vector per member: the parameters packed in the round's layout.
+    expected = {member_key(fold, PACKED): (layout.size,) for fold in layout.folds}
+    assert len(expected) == 2 and len(layout.parameters) > 50
     replies = [(kind, reply) for kind, reply in federation["log"] if not reply.has_error()]
     assert {kind for kind, _ in replies} == {TRAIN, EVALUATE}
     for kind, reply in replies:
@@ -122,6 +136,6 @@ def test_query_reports_counts_only(federation: dict) -> None:  # type: ignore[ty
     message = Message(RecordDict(), dst_node_id=1, message_type=QUERY)
     (reply,) = grid.send_and_receive([message])
     metrics = dict(reply.content.metric_records[METRICS])
-    assert metrics == {"protocol-version": 1.0, "num-slides": 0.0, "num-corrections": 0.0,
-                       "num-pending": 0.0}
+    assert metrics == {"protocol-version": float(PROTOCOL_VERSION), "num-slides": 0.0,
+                       "num-corrections": 0.0, "num-pending": 0.0}
     assert json.dumps(metrics)  # plain numbers

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from pathloop.server.aggregation import WeightedMean, weighted_mean
-from pathloop.server.contract import SITE_METRICS, member_key, parse_member_key
+from pathloop.server.contract import (
+    PACKED,
+    SITE_METRICS,
+    PackingLayout,
+    member_key,
+    parse_member_key,
+)
 from pathloop.server.errors import UpdateRejectedError
 from pathloop.server.validation import check_metrics, check_update
 
@@ -87,3 +93,29 @@ def test_metrics_must_be_known_finite_numbers() -> None:
         check_metrics({"slide-path": 1.0})
     with pytest.raises(UpdateRejectedError, match="'dice' is not a finite number"):
         check_metrics({"dice": float("nan")})
+
+
+def test_packing_round_trips_every_member_and_refuses_misfits() -> None:
+    arrays = _ensemble(3, folds=5)
+    layout = PackingLayout.of(arrays)
+    packed = layout.pack(arrays)
+    assert sorted(packed) == [member_key(k, PACKED) for k in range(5)]
+    assert all(v.dtype == np.float32 and v.shape == (layout.size,) for v in packed.values())
+    again = PackingLayout.from_json(layout.to_json())
+    assert again == layout
+    unpacked = again.unpack(packed)
+    assert set(unpacked) == set(arrays)
+    for name, array in arrays.items():
+        np.testing.assert_array_equal(unpacked[name], array)
+    with pytest.raises(ValueError, match="missing"):
+        layout.pack({k: v for k, v in arrays.items() if not k.endswith("bias")})
+    with pytest.raises(ValueError, match=r"needs \("):
+        layout.unpack({**packed, member_key(0, PACKED): packed[member_key(0, PACKED)][:-1]})
+    with pytest.raises(ValueError, match="expected"):
+        layout.unpack({member_key(0, PACKED): packed[member_key(0, PACKED)]})
+    with pytest.raises(ValueError, match="not valid JSON"):
+        PackingLayout.from_json('{"folds": [0]}')
+    odd = dict(arrays)
+    odd[member_key(3, "extra")] = np.zeros(2, np.float32)
+    with pytest.raises(ValueError, match="other parameters"):
+        PackingLayout.of(odd)

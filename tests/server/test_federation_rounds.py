@@ -14,6 +14,7 @@ from flwr.common.constant import SUPERLINK_NODE_ID
 
 from pathloop.server.checkpoints import CheckpointStore
 from pathloop.server.contract import (
+    PACKED,
     PROTOCOL_VERSION,
     ConfigKey,
     member_key,
@@ -26,7 +27,7 @@ from pathloop.server.strategy import to_numpy, to_record
 
 
 def _nan(arrays: dict) -> None:  # type: ignore[type-arg]
-    arrays[member_key(2, "conv.bias")][0] = np.nan
+    arrays[member_key(2, PACKED)][0] = np.nan
 
 
 def test_two_rounds_aggregate_the_valid_sites_and_record_lineage(tmp_path: Path) -> None:
@@ -35,9 +36,9 @@ def test_two_rounds_aggregate_the_valid_sites_and_record_lineage(tmp_path: Path)
     bad = {
         3: fake_site(0.01, 10, corrupt=_nan),
         4: fake_site(0.01, 10, corrupt=lambda a: a.update(
-            {member_key(0, "conv.bias"): np.zeros(5, np.float32)})),
+            {member_key(0, PACKED): np.zeros(5, np.float32)})),
         5: fake_site(0.01, 10, corrupt=lambda a: a.update(
-            {member_key(1, "conv.weight"): a[member_key(1, "conv.weight")] * np.float32(1e4)})),
+            {member_key(1, PACKED): a[member_key(1, PACKED)] * np.float32(1e4)})),
         6: lambda m: Message(Error(code=0, reason="out of memory"), reply_to=m),
         7: lambda m: None,  # dropped connection: never answers
     }
