@@ -8,9 +8,11 @@ updates, each the global model plus small seeded noise. All 10 are held at once,
 Flower hands the server a round's replies together: about 13 GB of messages.
 
 ours
-    What the server does with a round: each update serialised into a Flower ArrayRecord (the
-    site's side), then deserialised, validated (names, shapes, dtypes, finite, change bound)
-    and added into the running member-wise weighted mean (:mod:`pathloop.server`).
+    What a round costs: each update packed into one float32 vector per member and
+    serialised into a Flower ArrayRecord (the site's side; the wire contract's
+    ``PackingLayout``), then deserialised, validated (names, shapes, dtypes, finite, change
+    bound) and added into the running member-wise weighted mean, the result unpacked into
+    per-parameter arrays for the checkpoint (:mod:`pathloop.server`).
 peer
     ``sum(w_i · u_i) / Σ w_i`` per array name over the same updates held as numpy arrays:
     no messages, no validation.
@@ -89,21 +91,25 @@ def _child(path: str, shapes_file: Path) -> dict[str, Any]:
         return {"seconds": seconds, "peak_rss_mib": _peak_mib(), "checksum": checksum}
 
     from pathloop.server.aggregation import WeightedMean
+    from pathloop.server.contract import PackingLayout
     from pathloop.server.strategy import to_numpy, to_record
     from pathloop.server.validation import UpdateValidator
 
+    layout = PackingLayout.of(base)
     records, serialise = [], 0.0
     for i in range(N_UPDATES):  # the sites' side: each update becomes a message's record
         update = _arrays(shapes, i + 1, base)
         started = time.perf_counter()
-        records.append(to_record(update))
+        records.append(to_record(layout.pack(update)))
         serialise += time.perf_counter() - started
         del update
+    packed_base = layout.pack(base)  # the global model as the round's messages carry it
     message_bytes = sum(len(a.data) for a in records[0].values())
+    message_arrays = len(records[0])
     parts = {"deserialise": 0.0, "validate": 0.0, "aggregate": 0.0}
     started_all = time.perf_counter()
-    validator = UpdateValidator(base)
-    mean_ = WeightedMean(base)
+    validator = UpdateValidator(packed_base)
+    mean_ = WeightedMean(packed_base)
     for record, weight in zip(records, weights, strict=True):
         t0 = time.perf_counter()
         update = to_numpy(record)
@@ -116,12 +122,13 @@ def _child(path: str, shapes_file: Path) -> dict[str, Any]:
         parts["validate"] += t2 - t1
         parts["aggregate"] += t3 - t2
         del update
-    result = mean_.result()
+    result = layout.unpack(mean_.result())
     server = time.perf_counter() - started_all
     checksum = float(sum(float(a.sum()) for a in result.values()))
     return {"seconds": serialise + server, "server_seconds": server,
             "serialise": serialise, **parts, "peak_rss_mib": _peak_mib(),
-            "message_bytes": message_bytes, "checksum": checksum}
+            "message_bytes": message_bytes, "message_arrays": message_arrays,
+            "checksum": checksum}
 
 
 def _run(path: str, shapes_file: Path) -> dict[str, Any]:
@@ -165,7 +172,8 @@ def main() -> None:
           f"{server_ratio:6.2f}")
     print("parts (s): " + ", ".join(f"{k} {ours[k]:.2f}" for k in
                                     ("serialise", "deserialise", "validate", "aggregate")))
-    print(f"bytes per message: {ours['message_bytes'] / 2**20:.1f} MiB; results agree to "
+    print(f"bytes per message: {ours['message_bytes'] / 2**20:.1f} MiB in "
+          f"{ours['message_arrays']:.0f} arrays; results agree to "
           f"{agreement:.1e} (relative, checksum); goal ratio ≤ {GOAL_RATIO}")
     out = RESULTS / "federation.json"
     out.write_text(json.dumps({

@@ -7,7 +7,9 @@
    and its plans become the federation's global plans (``plans.json`` in the folder);
 2. resume from the newest complete version (a restarted server loses at most the round that
    was in flight);
-3. run ``num-server-rounds`` rounds of the chosen strategy: train, validate, aggregate,
+3. have every site score that version on its held-out data, unless it already did (so the
+   initial model's Dice is the first point of the per-round curve);
+4. run ``num-server-rounds`` rounds of the chosen strategy: train, validate, aggregate,
    checkpoint, then evaluate on every site's held-out data (Dice per site per round goes to
    ``evaluations.jsonl``).
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from flwr.app import ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 
 from pathloop.server.checkpoints import CheckpointStore, GlobalVersion
@@ -79,6 +81,8 @@ def run_federation(grid: Grid, settings: ServerSettings) -> FederationOutcome:
     except ValueError as error:
         raise CheckpointError(f"global version {latest.version}: {error}") from None
     strategy = _strategy(settings, store, plans, layout, latest.version)
+    if not any(row["version"] == latest.version for row in read_evaluations(store.root)):
+        _evaluate_current(grid, strategy, to_record(layout.pack(arrays)), settings)
     strategy.start(
         grid, to_record(layout.pack(arrays)), num_rounds=settings.num_server_rounds,
         timeout=settings.round_timeout,
@@ -86,6 +90,18 @@ def run_federation(grid: Grid, settings: ServerSettings) -> FederationOutcome:
                                    ConfigKey.LEARNING_RATE: settings.learning_rate}),
         evaluate_config=ConfigRecord())
     return FederationOutcome(latest.version, strategy.version, strategy.rejected_log)
+
+
+def _evaluate_current(grid: Grid, strategy: EnsembleFedAvg | EnsembleFedProx,
+                      arrays: ArrayRecord, settings: ServerSettings) -> None:
+    """Score the version a run starts from on every site's held-out data, once: the
+    initial model (so Dice per round starts before any round), or a version a killed server
+    checkpointed but never got evaluated."""
+    messages = strategy.configure_evaluate(0, arrays, ConfigRecord(), grid)
+    replies = grid.send_and_receive(messages, timeout=settings.round_timeout)
+    metrics = strategy.aggregate_evaluate(0, replies)
+    logger.info("global version %d before this run's rounds: %s", strategy.version,
+                dict(metrics) if metrics else "no site could score it")
 
 
 def global_plans(root: Path, initial_model: Path | None) -> dict[str, Any]:

@@ -99,7 +99,7 @@ def test_two_rounds_over_tls_make_checkpoints_with_lineage(deployment: dict[str,
         assert not version.rejected
     scored = [r for r in read_evaluations(deployment["checkpoints"]) if "dice" in r]
     assert sorted((r["version"], r["node_id"]) for r in scored) == sorted(
-        (v, n) for v in (1, 2) for n in expected)
+        (v, n) for v in (0, 1, 2) for n in expected)
     for config in deployment["configs"].values():  # the loop closes at every site
         with Store.open(SiteSettings.from_file(config)) as store:
             current = store.latest_model_version(MODEL_KIND)

@@ -128,8 +128,8 @@ def test_report_shows_lineage_and_dice_per_site_per_round(finished_federation: S
                                                           tmp_path: Path) -> None:
     summary = summarize(finished_federation.checkpoints, finished_federation.site_names())
     assert [v.version for v in summary.versions] == [0, 1, 2]
-    assert summary.dice == {1: {"hospital-a": 0.6, "hospital-b": 0.8, "9": 0.7},
-                            2: {"hospital-a": 0.6, "hospital-b": 0.8, "9": 0.7}}
+    every_site = {"hospital-a": 0.6, "hospital-b": 0.8, "9": 0.7}
+    assert summary.dice == {0: every_site, 1: every_site, 2: every_site}
     text = markdown(summary)
     assert "| 1 | 0 | fedavg | hospital-a, hospital-b | 40 | 10 | 1 | 0.700 |" in text
     assert "version 1: 9:" in text  # the rejected update, by node

@@ -76,6 +76,9 @@ def test_two_rounds_aggregate_the_valid_sites_and_record_lineage(tmp_path: Path)
     evaluations = read_evaluations(tmp_path / "checkpoints")
     dice = {(r["version"], r["node_id"]): r.get("dice") for r in evaluations}
     assert dice[(1, 2)] == 0.9 and dice[(2, 1)] == 0.7
+    assert dice[(0, 2)] == 0.9  # the initial model is scored before the first round
+    # Once, by every site that answers (node 7 never does).
+    assert [r["version"] for r in evaluations].count(0) == 6
 
 
 def _vanished(message: Message) -> Message:
@@ -94,7 +97,7 @@ def test_a_vanished_site_is_recorded_under_its_own_node_id(tmp_path: Path) -> No
     assert [r["node_id"] for r in version.rejected] == [9]
     assert "Node Unavailable" in version.rejected[0]["reason"]
     failed = [r for r in read_evaluations(tmp_path / "checkpoints") if "error" in r]
-    assert [r["node_id"] for r in failed] == [9]
+    assert [(r["version"], r["node_id"]) for r in failed] == [(0, 9), (1, 9)]
 
 
 def test_a_restarted_server_resumes_from_the_last_version(tmp_path: Path) -> None:
@@ -168,7 +171,7 @@ def test_fedprox_sends_mu_and_records_its_name(tmp_path: Path) -> None:
     run_federation(FakeGrid(sites),  # type: ignore[arg-type, dict-item]
                    server_settings(tmp_path, strategy="fedprox", proximal_mu=0.1,
                              num_server_rounds=1))
-    config = sites[1].seen[0]  # type: ignore[attr-defined]
+    (config,) = [c for c in sites[1].seen if ConfigKey.LOCAL_EPOCHS in c]  # type: ignore[attr-defined]
     assert config[ConfigKey.PROXIMAL_MU] == 0.1
     assert config[ConfigKey.PLANS_SHA256] == plans_digest(PLANS)
     latest = CheckpointStore(tmp_path / "checkpoints").latest()
