@@ -195,8 +195,11 @@ class FlowerCli:
                 return str(run["status"])
         raise FederationError(f"run {run_id}: unknown to the SuperLink")
 
-    def wait(self, run_id: int, timeout: float, poll: float = 2.0) -> str:
-        """Block until the run finishes (``flwr run`` exits 0 even when a run fails)."""
+    def wait(self, run_id: int, timeout: float, poll: float = 5.0) -> str:
+        """Block until the run finishes (``flwr run`` exits 0 even when a run fails).
+
+        Each poll is a ``flwr`` process (about a CPU-second): poll gently.
+        """
         deadline = time.monotonic() + timeout
         while True:
             status = self.run_status(run_id)
