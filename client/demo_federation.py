@@ -81,7 +81,8 @@ def run_federated_rounds(workdir: Path, sites: dict[str, list[SyntheticSlide]],
             raise FederationError(f"federated run {run} ended {status}; logs in "
                                       f"{federation.logs}")
         summary = summarize(checkpoints, federation.layout.site_names())
-    return [RoundDice(version, dice) for version, dice in sorted(summary.dice.items())]
+    return [RoundDice(version, dict(sorted(dice.items())))
+            for version, dice in sorted(summary.dice.items())]
 
 
 def _federated_site(workdir: Path, site_id: str, slides: list[SyntheticSlide],
