@@ -356,6 +356,9 @@ def demo(
                               help="Run the UGA loop (train, rank, correct, retrain)."),
     rounds: int = typer.Option(2, "--rounds", min=0, max=20,
                                help="Federated rounds after the loop (0: none)."),
+    federation: str = typer.Option("simulation", "--federation",
+                                   help="simulation (Flower's Simulation Runtime) or loopback "
+                                        "(SuperLink + SuperNodes on this machine, TLS)."),
 ) -> None:
     """Run the whole site loop on sample slides made for the demo."""
     from pathloop.client.demo import run_demo
@@ -367,7 +370,8 @@ def demo(
             progress.update(task, description=message, completed=done, total=total)
 
         summary = run_demo(workdir, n_sites=sites, slides_per_site=slides_per_site,
-                           size=size, loop=loop, rounds=rounds, progress=report)
+                           size=size, loop=loop, rounds=rounds, federation=federation,
+                           progress=report)
     table = Table("site", "slide", "size", "µm/px", "tissue", "tiles kept", "dropped", "seconds",
                   title="pathloop demo: sample slides ingested and tiled")
     for row in summary.rows:

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from pathloop.client.demo_federation import RoundDice
     from pathloop.client.demo_loop import SiteOutcome
 
+#: How the demo runs its federated rounds (see :mod:`pathloop.client.demo_federation`).
+FEDERATION_MODES = ("simulation", "loopback")
+
 DemoProgress = Callable[[str, int, int], None]
 """Called with ``(what, done, total)``."""
 
@@ -93,17 +96,21 @@ def site_settings(workdir: Path, site_id: str) -> SiteSettings:
 
 def run_demo(workdir: Path, *, n_sites: int = 3, slides_per_site: int = 2, size: int = 4096,
              seed: int = 0, loop: bool = True, k: int = 5, rounds: int = 2,
+             federation: str = "simulation",
              profiles: tuple[TrainingProfile, TrainingProfile] | None = None,
              progress: DemoProgress | None = None) -> DemoSummary:
     """Make sample slides for ``n_sites`` sites, ingest and tile them at each site's node,
     then (``loop``) run the UGA loop: baseline at the first site, worklists, corrections
     and retraining at the others (:mod:`pathloop.client.demo_loop`), and ``rounds``
-    federated rounds across all sites (:mod:`pathloop.client.demo_federation`).
+    federated rounds across all sites in Flower's ``simulation`` or a ``loopback``
+    deployment (:mod:`pathloop.client.demo_federation`).
 
     The sample slides are kept between runs; the site nodes' folders are made anew.
     ``profiles`` are the (baseline, retraining) training profiles.
     """
     workdir = workdir.expanduser().resolve()
+    if federation not in FEDERATION_MODES:
+        raise InputError(f"federation mode {federation!r}: one of {', '.join(FEDERATION_MODES)}")
     if loop and (n_sites < 2 or slides_per_site < 2):
         raise InputError("the demo's loop needs at least 2 sites with 2 slides each")
     notify = progress or (lambda what, done, total: None)
@@ -131,9 +138,11 @@ def run_demo(workdir: Path, *, n_sites: int = 3, slides_per_site: int = 2, size:
         if rounds:
             from pathloop.client.demo_federation import run_federated_rounds
 
-            notify(f"federated rounds across {len(sites)} sites (Flower, TLS)", 0, rounds)
+            notify(f"{rounds} federated rounds across {len(sites)} sites (Flower, "
+                   f"{federation})", 0, rounds)
             summary.rounds.extend(run_federated_rounds(workdir, sites, baseline,
-                                                       rounds=rounds, rerank_k=k))
+                                                       rounds=rounds, rerank_k=k,
+                                                       mode=federation))
     return summary
 
 

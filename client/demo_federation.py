@@ -1,14 +1,21 @@
 """The federated stage of ``pathloop demo``: the 3 sites learn together through Flower.
 
-A real Flower deployment on this machine (:class:`~pathloop.server.loopback.LoopbackFederation`:
-a SuperLink with TLS and SuperNode authentication, one SuperNode per site, each running the
-site's ClientApp in its own processes), driven exactly as across hospitals:
+Two ways to run the same ServerApp logic and ClientApp handlers:
+
+``simulation`` (the default)
+    Flower's Simulation Runtime (:mod:`pathloop.client.simulation`): one virtual SuperNode
+    per site, Ray actors on this machine.
+``loopback``
+    A real deployment on this machine (:class:`~pathloop.server.loopback.LoopbackFederation`):
+    a SuperLink with TLS and SuperNode authentication, one SuperNode per site, each running
+    the site's ClientApp in its own processes, driven exactly as across hospitals.
+
+Either way:
 
 1. the baseline ensemble is exported as the federation's initial model and imported by every
    site; each site's config gets a ``[federation]`` table naming its own tiles (its first
    slide for training, its second held out) and its worklist refresh;
-2. the central team's side starts the SuperLink, registers each site's key, the sites'
-   SuperNodes join, and a run of ``rounds`` FedAvg rounds goes through;
+2. every site scores the initial model, then ``rounds`` FedAvg rounds go through;
 3. each round every site fine-tunes on its tiles plus its pathologist's corrections (from
    the UGA stage), the server averages the updates into a new global version, and every site
    adopts it, scores it on its held-out tiles and refreshes its worklist.
@@ -27,7 +34,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from pathloop.client.demo import FEDERATION_MODES, pairs, site_settings
 from pathloop.client.demo_loop import MODEL_MPP, TASK, baseline_cases
+from pathloop.client.errors import InputError
 from pathloop.client.federated import import_model
 from pathloop.client.sample import SyntheticSlide
 from pathloop.client.segmentation import Case, export_model
@@ -52,45 +61,67 @@ class RoundDice:
 
 def run_federated_rounds(workdir: Path, sites: dict[str, list[SyntheticSlide]],
                          baseline: ModelVersionRecord, *, rounds: int = 2, rerank_k: int = 5,
-                         timeout: float = 3600.0) -> list[RoundDice]:
-    """Run ``rounds`` federated rounds across the demo's sites; Dice per global version."""
-    from pathloop.server.flower_project import write_flower_app
-    from pathloop.server.loopback import LoopbackFederation, threads_per_node
+                         mode: str = "simulation", timeout: float = 3600.0) -> list[RoundDice]:
+    """Run ``rounds`` federated rounds across the demo's sites; Dice per global version.
+
+    ``mode`` is ``simulation`` (Flower's Simulation Runtime) or ``loopback`` (a SuperLink
+    and one SuperNode per site on this machine, TLS and SuperNode authentication on).
+    """
     from pathloop.server.report import summarize
 
+    if mode not in FEDERATION_MODES:
+        raise InputError(f"federation mode {mode!r}: one of {', '.join(FEDERATION_MODES)}")
     root = workdir / "federation"
     shutil.rmtree(root, ignore_errors=True)
     assert baseline.weights_uri is not None
     initial = export_model(baseline.weights_uri, root / "initial")
     configs = {site_id: _federated_site(workdir, site_id, slides, initial, rerank_k)
                for site_id, slides in sites.items()}
-    checkpoints = root / "central" / "checkpoints"
+    run_config = {"checkpoint-dir": str(root / "checkpoints"), "initial-model": str(initial),
+                  "num-server-rounds": rounds, "min-train-nodes": len(configs),
+                  "min-available-nodes": len(configs), "local-epochs": 1,
+                  "round-timeout": timeout / rounds}
+    if mode == "simulation":
+        names = _simulate(list(configs.values()), run_config)
+    else:
+        names = _loopback(root, configs, run_config, timeout)
+    summary = summarize(root / "checkpoints", names)
+    return [RoundDice(version, dict(sorted(dice.items())))
+            for version, dice in sorted(summary.dice.items())]
+
+
+def _simulate(configs: list[Path], run_config: dict[str, object]) -> dict[int, str]:
+    from pathloop.client.simulation import run_simulated_federation
+    from pathloop.server.settings import ServerSettings
+
+    result = run_simulated_federation(configs, ServerSettings.from_run_config(run_config),
+                                      show_site_logs=False)
+    return result.site_names
+
+
+def _loopback(root: Path, configs: dict[str, Path], run_config: dict[str, object],
+              timeout: float) -> dict[int, str]:
+    from pathloop.server.flower_project import write_flower_app
+    from pathloop.server.loopback import LoopbackFederation, threads_per_node
+
     with LoopbackFederation(root / "central") as federation:
         federation.start_superlink()
         for site_id, config in configs.items():
             federation.register(site_id)
             federation.start_supernode(site_id, config, threads_per_node(len(configs)))
         federation.wait_online(len(configs))
-        run = federation.cli.start_run(write_flower_app(root / "app"), {
-            "checkpoint-dir": str(checkpoints), "initial-model": str(initial),
-            "num-server-rounds": rounds, "min-train-nodes": len(configs),
-            "min-available-nodes": len(configs), "local-epochs": 1,
-            "round-timeout": timeout / rounds})
+        run = federation.cli.start_run(write_flower_app(root / "app"), run_config)
         status = federation.cli.wait(run, timeout)
         if status != COMPLETED:
             raise FederationError(f"federated run {run} ended {status}; logs in "
-                                      f"{federation.logs}")
-        summary = summarize(checkpoints, federation.layout.site_names())
-    return [RoundDice(version, dict(sorted(dice.items())))
-            for version, dice in sorted(summary.dice.items())]
+                                  f"{federation.logs}")
+        return federation.layout.site_names()
 
 
 def _federated_site(workdir: Path, site_id: str, slides: list[SyntheticSlide],
                     initial: Path, rerank_k: int) -> Path:
     """Write the site's tiles and its config with a ``[federation]`` table; import the
     initial model. Returns the config file the site's SuperNode reads."""
-    from pathloop.client.demo import pairs, site_settings
-
     settings = site_settings(workdir, site_id)
     folder = settings.data_dir / "federation-data"
     shutil.rmtree(folder, ignore_errors=True)
