@@ -86,6 +86,11 @@ def run_federated_rounds(workdir: Path, sites: dict[str, list[SyntheticSlide]],
     else:
         names = _loopback(root, configs, run_config, timeout)
     summary = summarize(root / "checkpoints", names)
+    made = len(summary.versions) - 1
+    if made < rounds:
+        raise FederationError(f"only {made} of {rounds} federated rounds produced a global "
+                              "version: no site update was valid (the server's warnings "
+                              "above name each site's error)")
     return [RoundDice(version, dict(sorted(dice.items())))
             for version, dice in sorted(summary.dice.items())]
 

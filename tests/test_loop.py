@@ -27,7 +27,7 @@ def test_dice() -> None:
 @pytest.mark.slow
 def test_demo_loop_trains_ranks_corrects_and_retrains(tmp_path: Path) -> None:
     summary = run_demo(tmp_path, n_sites=2, slides_per_site=2, size=2048, k=3,
-                       profiles=(QUICK, QUICK))
+                       profiles=(QUICK, QUICK), rounds=0)
     assert [o.site_id for o in summary.outcomes] == ["site-b"]
     outcome = summary.outcomes[0]
     assert outcome.corrections == 3

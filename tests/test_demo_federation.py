@@ -1,0 +1,44 @@
+"""The demo's federated stage: its sites in Flower's Simulation Runtime, and the loop closing
+at every site (the new global model current, the worklists re-ranked with it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pathloop.client.demo import run_demo, site_settings
+from pathloop.client.errors import InputError
+from pathloop.client.loop import MODEL_KIND
+from pathloop.client.segmentation import TINY
+from pathloop.client.store import Store
+
+QUICK = TINY.with_overrides(num_epochs=1, iterations_per_epoch=3, val_iterations_per_epoch=1)
+
+
+@pytest.mark.slow
+def test_a_federated_round_across_the_demo_sites_refreshes_their_worklists(
+        tmp_path: Path) -> None:
+    # 4096² slides: enough tissue tiles on one slide for every site to train 5 folds.
+    summary = run_demo(tmp_path, n_sites=2, slides_per_site=2, size=4096, k=3,
+                       profiles=(QUICK, QUICK), rounds=1)
+    assert [r.version for r in summary.rounds] == [0, 1]
+    assert all(sorted(r.dice) == ["site-a", "site-b"] for r in summary.rounds)
+    assert all(0.0 <= d <= 1.0 for r in summary.rounds for d in r.dice.values())
+    assert any("global version 1 (after round 1)" in line for line in summary.lines())
+    for site in ("site-a", "site-b"):
+        with Store.open(site_settings(tmp_path, site)) as store:
+            current = store.latest_model_version(MODEL_KIND)
+            assert current is not None and current.provenance["global_version"] == 1
+            for slide in store.list_slides(site):
+                ranking = store.latest_ranking(slide.id)
+                assert ranking is not None and ranking.model_version_id == current.id
+                patches = store.ranked_patches(ranking.id)
+                assert 0 < len(patches) <= 3
+                assert all(p.status == "pending" for p in patches)
+
+
+def test_an_unknown_federation_mode_is_refused_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="federation mode 'carrier-pigeon'"):
+        run_demo(tmp_path, federation="carrier-pigeon")
+    assert not (tmp_path / "samples").exists()
