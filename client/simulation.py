@@ -117,10 +117,18 @@ def run_simulated_federation(site_configs: Sequence[Path], settings: ServerSetti
     with tempfile.TemporaryDirectory(prefix="pathloop-simulation-") as folder:
         names = Path(folder)
         server, client = simulation_apps(site_configs, settings, outcome, names)
-        run_simulation(server_app=server, client_app=client, num_supernodes=len(site_configs),
-                       backend_config={"client_resources": {"num_cpus": cpus_per_site,
-                                                            "num_gpus": 0.0},
-                                       "init_args": {"log_to_driver": show_site_logs}})
+        # Flower prints its own log lines; passed on to our root logger too, each would
+        # appear twice (and its DEBUG lines once).
+        flower_logger = logging.getLogger("flwr")
+        propagate, flower_logger.propagate = flower_logger.propagate, False
+        try:
+            run_simulation(server_app=server, client_app=client,
+                           num_supernodes=len(site_configs),
+                           backend_config={"client_resources": {"num_cpus": cpus_per_site,
+                                                                "num_gpus": 0.0},
+                                           "init_args": {"log_to_driver": show_site_logs}})
+        finally:
+            flower_logger.propagate = propagate
         site_names = {int(p.name): p.read_text() for p in names.iterdir()}
     if not outcome:
         raise FederationError("the simulated federation ended without finishing its rounds "
