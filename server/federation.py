@@ -81,10 +81,12 @@ def run_federation(grid: Grid, settings: ServerSettings) -> FederationOutcome:
     except ValueError as error:
         raise CheckpointError(f"global version {latest.version}: {error}") from None
     strategy = _strategy(settings, store, plans, layout, latest.version)
+    record = to_record(layout.pack(arrays))  # the members as the messages carry them
+    del arrays
     if not any(row["version"] == latest.version for row in read_evaluations(store.root)):
-        _evaluate_current(grid, strategy, to_record(layout.pack(arrays)), settings)
+        _evaluate_current(grid, strategy, record, settings)
     strategy.start(
-        grid, to_record(layout.pack(arrays)), num_rounds=settings.num_server_rounds,
+        grid, record, num_rounds=settings.num_server_rounds,
         timeout=settings.round_timeout,
         train_config=ConfigRecord({ConfigKey.LOCAL_EPOCHS: settings.local_epochs,
                                    ConfigKey.LEARNING_RATE: settings.learning_rate}),
