@@ -120,23 +120,13 @@ def run(
 @app.command("status")
 def status(state: Path = STATE) -> None:
     """Global versions, contributing sites, Dice per site; sites and runs if reachable."""
-    from pathloop.server.report import summarize
+    from pathloop.server.report import VERSION_COLUMNS, summarize
 
     layout = ServerLayout(state)
     summary = summarize(layout.checkpoints, layout.site_names())
-    versions = Table(title="global versions")
-    for column in ("version", "parent", "strategy", "sites", "patches", "corrections",
-                   "rejected", "mean Dice", "created"):
-        versions.add_column(column)
+    versions = Table(*VERSION_COLUMNS, "created", title="global versions")
     for v in summary.versions:
-        mean = summary.mean_dice(v.version)
-        versions.add_row(str(v.version), "—" if v.parent is None else str(v.parent),
-                         v.strategy,
-                         ", ".join(sorted(summary.site(c.node_id) for c in v.contributions)) or "—",
-                         str(sum(c.examples for c in v.contributions)),
-                         str(sum(c.corrections for c in v.contributions)),
-                         str(len(v.rejected)), "—" if mean is None else f"{mean:.3f}",
-                         v.created[:19])
+        versions.add_row(*summary.version_row(v), v.created[:19])
     console.print(versions)
     try:
         cli = FlowerCli(layout, timeout=20)

@@ -18,6 +18,9 @@ from pathloop.server.federation import read_evaluations
 
 REPORT_PNG = "dice_per_round.png"
 REPORT_MD = "federation_report.md"
+#: The columns of a version's row in the report and in ``pathloop server status``.
+VERSION_COLUMNS = ("version", "parent", "strategy", "sites", "patches", "corrections",
+                   "rejected", "mean Dice")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,15 @@ class FederationSummary:
         row = self.dice.get(version)
         return sum(row.values()) / len(row) if row else None
 
+    def version_row(self, v: GlobalVersion) -> list[str]:
+        """One version's cells under :data:`VERSION_COLUMNS`."""
+        mean = self.mean_dice(v.version)
+        return [str(v.version), "—" if v.parent is None else str(v.parent), v.strategy,
+                ", ".join(sorted(self.site(c.node_id) for c in v.contributions)) or "—",
+                str(sum(c.examples for c in v.contributions)),
+                str(sum(c.corrections for c in v.contributions)), str(len(v.rejected)),
+                "—" if mean is None else f"{mean:.3f}"]
+
 
 def summarize(checkpoint_dir: Path, names: Mapping[int, str] | None = None
               ) -> FederationSummary:
@@ -60,17 +72,9 @@ def summarize(checkpoint_dir: Path, names: Mapping[int, str] | None = None
 
 def markdown(summary: FederationSummary) -> str:
     """The versions' lineage and the Dice table as Markdown."""
-    lines = ["# Federation report", "",
-             "| version | parent | strategy | sites | patches | corrections | rejected | "
-             "mean Dice |", "|---|---|---|---|---|---|---|---|"]
-    for v in summary.versions:
-        mean = summary.mean_dice(v.version)
-        lines.append(
-            f"| {v.version} | {'—' if v.parent is None else v.parent} | {v.strategy} | "
-            f"{', '.join(sorted(summary.site(c.node_id) for c in v.contributions)) or '—'} | "
-            f"{sum(c.examples for c in v.contributions)} | "
-            f"{sum(c.corrections for c in v.contributions)} | {len(v.rejected)} | "
-            f"{'—' if mean is None else f'{mean:.3f}'} |")
+    lines = ["# Federation report", "", "| " + " | ".join(VERSION_COLUMNS) + " |",
+             "|" + "---|" * len(VERSION_COLUMNS)]
+    lines += ["| " + " | ".join(summary.version_row(v)) + " |" for v in summary.versions]
     sites = summary.sites
     if sites:
         lines += ["", "## Held-out Dice per site", "",
@@ -123,4 +127,5 @@ def write_report(summary: FederationSummary, folder: Path) -> tuple[Path, Path]:
     return folder / REPORT_MD, plot_dice(summary, folder / REPORT_PNG)
 
 
-__all__ = ["FederationSummary", "markdown", "plot_dice", "summarize", "write_report"]
+__all__ = ["VERSION_COLUMNS", "FederationSummary", "markdown", "plot_dice", "summarize",
+           "write_report"]
