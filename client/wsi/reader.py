@@ -122,6 +122,22 @@ class Slide:
             )
         return out
 
+    def read_level_region(self, level: int, x: int, y: int, width: int,
+                          height: int) -> RGBImage:
+        """Read ``(height, width, 3)`` uint8 RGB from one pyramid level, as stored.
+
+        For this package only (Deep Zoom tiles reproduce OpenSlide's level reads); everyone
+        else reads at a resolution with :meth:`read_region`. ``(x, y)`` is in level-0 px,
+        ``width`` and ``height`` in the level's px; areas outside the slide are white.
+        """
+        if not 0 <= level < self.metadata.level_count:
+            raise RegionError(f"{self.metadata.path}: no level {level} "
+                              f"(has 0..{self.metadata.level_count - 1})")
+        if width <= 0 or height <= 0:
+            raise RegionError(f"{self.metadata.path}: region size must be positive, "
+                              f"got {width}×{height}")
+        return self._source.read_level(level, x, y, width, height)
+
     def thumbnail(self, mpp: float) -> RGBImage:
         """The whole slide at ``mpp`` µm/px, ``(height, width, 3)`` uint8, read block by block."""
         width, height = self.size_at(mpp)
