@@ -6,14 +6,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: demo test setup setup-dev lint typecheck imports pytest bench clean
+.PHONY: demo test setup setup-dev viewer lint typecheck imports pytest bench clean
 
 demo: setup
 	$(BIN)/pathloop demo
 
 test: setup-dev lint typecheck imports pytest
 
-setup: $(VENV)/.setup
+setup: $(VENV)/.setup viewer
 setup-dev: $(VENV)/.setup-dev
 
 $(VENV)/.setup: pyproject.toml
@@ -25,6 +25,22 @@ $(VENV)/.setup: pyproject.toml
 
 $(VENV)/.setup-dev: $(VENV)/.setup
 	$(PIP) install --quiet -e '.[dev]'
+	touch $@
+
+# The browser viewer (viewer/): npm ci from the lock file, then `npm run build` (the API
+# client generated from viewer/openapi.json, tsc type check, vite build) into viewer/dist,
+# which `pathloop serve` serves at /. Rebuilt when a source changes.
+VIEWER_SOURCES := $(shell find viewer/src -type f ! -name schema.d.ts) viewer/index.html \
+	viewer/openapi.json viewer/tsconfig.json viewer/vite.config.ts
+viewer: viewer/dist/index.html
+
+viewer/node_modules/.installed: viewer/package.json viewer/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm not found (the viewer needs Node >= 20.19)"; exit 1; }
+	cd viewer && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+viewer/dist/index.html: viewer/node_modules/.installed $(VIEWER_SOURCES)
+	cd viewer && npm run --silent build
 	touch $@
 
 lint:

@@ -10,10 +10,10 @@ import { MAX_SIZE, MIN_SIZE, TOOLS, type Tool } from "./editor/tools";
 import type { Action } from "./shortcuts";
 
 const TOOL_LABELS: Record<Tool, [string, string]> = {
-  pan: ["✋ Pan", "Pan (H; or hold Space)"],
-  brush: ["🖌 Brush", "Brush: paints the chosen label (B)"],
-  eraser: ["⌫ Eraser", "Eraser: paints background (E)"],
-  polygon: ["⬠ Polygon", "Polygon fill: click vertices, double-click or Enter fills, Esc cancels (P)"],
+  pan: ["Pan", "Pan (H; or hold Space)"],
+  brush: ["Brush", "Brush: paints the chosen label (B)"],
+  eraser: ["Eraser", "Eraser: paints background (E)"],
+  polygon: ["Polygon", "Polygon fill: click vertices, double-click or Enter fills, Esc cancels (P)"],
 };
 
 export class Toolbar {
@@ -53,7 +53,7 @@ export class Toolbar {
 
     this.undo = act("↶", "undo", "Undo the last local edit (Ctrl+Z)");
     this.redo = act("↷", "redo", "Redo (Ctrl+Shift+Z or Ctrl+Y)");
-    this.save = act("💾 Save", "save", "Save a new version of this patch (Ctrl+S)");
+    this.save = act("Save", "save", "Save a new version of this patch (Ctrl+S)");
     this.save.classList.add("primary");
     const patchActions = [
       act("Clear", "clear", "Clear the mask to re-annotate (C)"),
@@ -71,7 +71,7 @@ export class Toolbar {
       el("div", { class: "group" }, this.undo, this.redo),
       el("div", { class: "group" }, ...patchActions),
       el("div", { class: "group" }, this.save),
-      el("div", { class: "group end" }, act("?", "help", "Keyboard shortcuts (?)")),
+      el("div", { class: "group end" }, act("?", "help", "Keyboard shortcuts (?)", "help-button")),
     );
     this.sync();
   }

@@ -11,7 +11,7 @@ import type { EditorModel } from "./model";
 import type { PixelRect, Point } from "./raster";
 
 const SVG = "http://www.w3.org/2000/svg";
-const FILL_ALPHA = 0.55;
+const FILL_ALPHA = 0.45;
 
 export class MaskLayer {
   readonly element: HTMLDivElement;
