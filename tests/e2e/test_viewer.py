@@ -229,6 +229,14 @@ def test_tools_polygon_eraser_undo_redo_and_pan(page: Page, site: Site) -> None:
     page.keyboard.press("Escape")
     expect(page.get_by_test_id("help")).to_be_hidden()
 
+    # leaving a patch with unsaved edits asks first
+    assert page.evaluate("window.pathloopEditor.dirty")
+    page.keyboard.press("n")
+    expect(page.get_by_test_id("unsaved-banner")).to_be_visible()
+    assert page.evaluate("window.pathloopEditor.patchId") == top["id"]
+    page.get_by_test_id("unsaved-discard").click()
+    page.wait_for_function(f"![null, {top['id']}].includes(window.pathloopEditor.patchId)")
+
 
 def test_a_missing_or_wrong_token_is_named(page: Page, site: Site) -> None:
     open_viewer_page = page.goto(f"{site.url}/#token=wrong-token")

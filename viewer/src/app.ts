@@ -11,7 +11,7 @@ import { JobsPanel } from "./jobs";
 import { OverlayLayers } from "./overlays";
 import { actionFor, helpOverlay, typingInto, type Action } from "./shortcuts";
 import { SlideView } from "./slide-view";
-import { describe, notify, track } from "./status";
+import { banner, describe, notify, track } from "./status";
 import { Toolbar } from "./toolbar";
 import { pickNext, WorklistPanel } from "./worklist";
 
@@ -59,7 +59,12 @@ export class App {
     notify(slides.length ? "Choose a slide, or press N for the next uncertain patch" : "No slides on this site yet");
   }
 
+  /** Opens a slide (asking first when the open patch has unsaved edits). */
   async openSlide(slideId: number): Promise<void> {
+    if (await this.leaveEditing()) await this.showSlide(slideId);
+  }
+
+  private async showSlide(slideId: number): Promise<void> {
     await this.editor.close();
     try {
       const slide = await track(this.api.slide(slideId));
@@ -80,7 +85,11 @@ export class App {
 
   /** Opens a worklist patch: its slide if needed, the view zoomed on it, the editor on it. */
   async openPatch(item: WorklistItem): Promise<boolean> {
-    if (this.slide?.id !== item.slide_id) await this.openSlide(item.slide_id);
+    return (await this.leaveEditing()) && this.showPatch(item);
+  }
+
+  private async showPatch(item: WorklistItem): Promise<boolean> {
+    if (this.slide?.id !== item.slide_id) await this.showSlide(item.slide_id);
     else await this.editor.close();
     this.view.fit(item);
     this.worklist.setCurrent(item.id);
@@ -91,6 +100,7 @@ export class App {
 
   /** The next pending patch: on the open slide first, then on any slide. */
   async next(): Promise<void> {
+    if (!(await this.leaveEditing())) return;
     const current = this.editor.patch?.id ?? null;
     const tried = new Set<number>();
     for (const slideId of this.slide ? [this.slide.id, undefined] : [undefined]) {
@@ -99,7 +109,7 @@ export class App {
         const pick = pickNext(items.filter((item) => !tried.has(item.id)), current, this.me);
         if (!pick) break;
         tried.add(pick.id);
-        if (await this.openPatch(pick)) return;
+        if (await this.showPatch(pick)) return;
       }
     }
     notify("No pending patch left to correct", "ok");
@@ -171,6 +181,27 @@ export class App {
     return this.refreshing;
   }
 
+  /**
+   * Whether the open patch may be left: yes without unsaved edits, else as the user decides
+   * (save, discard or stay).
+   */
+  private leaveEditing(): Promise<boolean> {
+    const patch = this.editor.patch;
+    if (!patch || !this.editor.dirty) return Promise.resolve(true);
+    return new Promise((resolve) => banner(
+      `Patch #${patch.rank} has unsaved edits.`, "warn",
+      [
+        {
+          label: "Save and go on", testId: "unsaved-save",
+          run: () => void this.editor.save().then(() => resolve(!this.editor.dirty)),
+        },
+        { label: "Discard them", testId: "unsaved-discard", run: () => resolve(true) },
+        { label: "Stay", testId: "unsaved-stay", run: () => resolve(false) },
+      ],
+      "unsaved-banner",
+    ));
+  }
+
   private patchChanged(item: WorklistItem): void {
     this.worklist.update(item);
   }
@@ -240,6 +271,9 @@ export class App {
       }
     });
     window.addEventListener("blur", () => this.space(false));
+    window.addEventListener("beforeunload", (event) => {
+      if (this.editor.dirty) event.preventDefault(); // the browser asks before losing edits
+    });
   }
 
   private space(held: boolean): void {

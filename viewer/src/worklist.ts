@@ -58,7 +58,7 @@ export class WorklistPanel {
   render(): void {
     const tally = { pending: 0, corrected: 0, skipped: 0 };
     for (const item of this.items) tally[item.status]++;
-    this.counts.textContent = `${tally.pending} pending · ${tally.corrected} corrected · ${tally.skipped} skipped`;
+    this.counts.textContent = `${tally.pending} pending · ${tally.corrected} done · ${tally.skipped} skipped`;
     this.list.replaceChildren(...this.items.map((item) => this.row(item)));
     if (this.items.length === 0) {
       this.list.append(el("li", { class: "empty" }, "No ranked patches: run rank for this slide."));
