@@ -100,10 +100,15 @@ export function typingInto(target: EventTarget | null): boolean {
   return false;
 }
 
+const SHOWN_AS: Record<string, string> = { ArrowLeft: "←", ArrowRight: "→", ArrowUp: "↑", ArrowDown: "↓", Escape: "Esc" };
+
 export function helpOverlay(): HTMLElement {
   const groups = [...new Set(SHORTCUTS.map((s) => s.group))];
   const kbd = (keys: string[]) =>
-    keys.flatMap((key, i) => [i ? (key === "…" || keys[i - 1] === "…" ? " " : " / ") : "", key === "…" ? "…" : el("kbd", {}, key)]);
+    keys.flatMap((key, i) => [
+      i ? (key === "…" || keys[i - 1] === "…" ? " " : " / ") : "",
+      key === "…" ? "…" : el("kbd", {}, SHOWN_AS[key] ?? key),
+    ]);
   return el("div", { class: "help", role: "dialog", "aria-label": "Keyboard shortcuts", "data-testid": "help" },
     el("h2", {}, "Keyboard shortcuts"),
     el("div", { class: "help-groups" },
