@@ -126,19 +126,37 @@ export class SlideView {
   /**
    * Resolves once the view has settled and every visible layer has loaded its tiles for it
    * (OpenSeadragon's `fully-loaded-change` on the world's items). Hidden layers (opacity 0)
-   * load nothing, so they are not waited for.
+   * load nothing, so they are not waited for. Rejects after `timeoutMs`, naming the layers
+   * still loading (a tile that keeps failing never completes its layer).
    */
-  async tilesLoaded(): Promise<void> {
+  tilesLoaded(timeoutMs = 30_000): Promise<void> {
+    let timer: number | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = window.setTimeout(() => reject(new Error(
+        `tiles still loading after ${timeoutMs} ms: layers ${this.loadingLayers().join(", ")}`)), timeoutMs);
+    });
+    return Promise.race([this.settled(), timeout]).finally(() => window.clearTimeout(timer));
+  }
+
+  private async settled(): Promise<void> {
     await nextFrames(2);
     while (this.animating()) await once(this.viewer, "animation-finish");
     await nextFrames(1);
     const world = this.viewer.world;
     const waiting: Promise<void>[] = [];
+    for (const index of this.loadingLayers()) waiting.push(fullyLoaded(world.getItemAt(index)));
+    await Promise.all(waiting);
+  }
+
+  /** The world indices of visible layers not fully loaded. */
+  private loadingLayers(): number[] {
+    const world = this.viewer.world;
+    const loading: number[] = [];
     for (let i = 0; i < world.getItemCount(); i++) {
       const item = world.getItemAt(i);
-      if (item.getOpacity() > 0 && !item.getFullyLoaded()) waiting.push(fullyLoaded(item));
+      if (item.getOpacity() > 0 && !item.getFullyLoaded()) loading.push(i);
     }
-    await Promise.all(waiting);
+    return loading;
   }
 
   private animating(): boolean {
