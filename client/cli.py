@@ -383,6 +383,49 @@ def demo(
         console.print(line, highlight=False)
 
 
+api_app = typer.Typer(help="Users of the site service and their tokens.", no_args_is_help=True)
+app.add_typer(api_app, name="api")
+
+
+@api_app.command("token")
+def api_token(
+    action: str = typer.Argument(..., help="add, list or revoke"),
+    user: str | None = typer.Argument(None, help="User name (add, revoke)."),
+) -> None:
+    """Make a token for a user (printed once), list users, or revoke a user's tokens."""
+    from pathloop.client.api import TokenStore
+    from pathloop.client.errors import InputError
+
+    tokens = TokenStore.for_data_dir(_settings().data_dir)
+    if action == "list":
+        for name in tokens.users():
+            typer.echo(name)
+    elif action in ("add", "revoke") and user:
+        if action == "add":
+            typer.echo(tokens.add(user))
+        else:
+            typer.echo(f"revoked {tokens.revoke(user)} token(s) of {user}", err=True)
+    else:
+        raise InputError("usage: pathloop api token add NAME | list | revoke NAME")
+
+
+@app.command("serve")
+def serve(
+    host: str | None = typer.Option(None, "--host", help="Address to bind ([api] host)."),
+    port: int | None = typer.Option(None, "--port", min=1, max=65535, help="[api] port."),
+) -> None:
+    """Run the site service: the API and the viewer, until interrupted."""
+    from pathloop.client.serving import first_token, serve, viewer_url
+
+    settings = _settings()
+    token = first_token(settings)
+    typer.echo(f"pathloop site {settings.site_id}: open {viewer_url(settings, token, port=port)}")
+    if token is None and settings.api.require_token:
+        typer.echo("(make a token with `pathloop api token add NAME` and add #token=… to the "
+                   "address)")
+    serve(settings, host=host, port=port)
+
+
 eval_app = typer.Typer(help="Reproduce the papers' experiments on real annotated data.",
                        no_args_is_help=True)
 app.add_typer(eval_app, name="eval")

@@ -17,6 +17,8 @@ non-zero; anything outside this tree is a bug and keeps its traceback.
     │   │   ├── CorruptSlideError (422)
     │   │   └── MissingResolutionError (422)
     │   ├── RegionError (422)             a requested region or resolution is impossible
+    │   │   └── TileOutOfRangeError (404) a deep-zoom tile outside the slide's pyramid
+    │   ├── MaskError (422)               an uploaded mask of the wrong size, type or format
     │   └── ProtocolError (422)           a federation message breaks the wire contract
     └── StoreError (500)                  the local store
         ├── RecordNotFoundError (404)
@@ -97,6 +99,16 @@ class RegionError(InputError):
     """A requested region, size or resolution cannot be read from this slide."""
 
 
+class TileOutOfRangeError(RegionError):
+    """A deep-zoom level, column or row outside the slide's pyramid."""
+
+    http_status = 404
+
+
+class MaskError(InputError):
+    """An uploaded label mask has the wrong size, data type, labels or encoding."""
+
+
 class ProtocolError(InputError):
     """A message from the aggregation server breaks the wire contract (version, plans)."""
 
@@ -126,6 +138,7 @@ __all__ = [
     "ConflictError",
     "CorruptSlideError",
     "InputError",
+    "MaskError",
     "MissingResolutionError",
     "PathOutsideRootsError",
     "PathloopError",
@@ -136,5 +149,6 @@ __all__ = [
     "SlideError",
     "SlideNotFoundError",
     "StoreError",
+    "TileOutOfRangeError",
     "UnsupportedSlideError",
 ]

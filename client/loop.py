@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pathloop.client.errors import InputError, RecordNotFoundError
+from pathloop.client.errors import ConflictError, InputError, RecordNotFoundError
 from pathloop.client.inference import SlidePrediction, predict_slide
 from pathloop.client.ranking import (
     PatchSpec,
@@ -170,24 +170,45 @@ def _corrected_boxes(store: Store, slides: Sequence[SlideRecord]) -> list[PatchB
     return [c.patch for c in store.latest_corrections() if c.patch.slide_id in ids]
 
 
+def patch_mask_shape(store: Store, box: PatchBox) -> tuple[int, int]:
+    """``(H, W)`` of a patch's label mask: its box at ``box.mpp`` µm/px."""
+    scale = box.mpp / store.get_slide(box.slide_id).mpp_x  # level-0 px per mask px
+    return max(1, round(box.height / scale)), max(1, round(box.width / scale))
+
+
 def save_correction_mask(store: Store, box: PatchBox, mask: NDArray[np.uint8], *,
                          author: str, ranked_patch_id: int | None = None,
-                         base_version: int | None = None) -> CorrectionRecord:
+                         base_version: int | None = None,
+                         details: Mapping[str, Any] | None = None) -> CorrectionRecord:
     """Store a corrected label mask for a patch as a new correction version.
 
-    ``mask`` is ``(H, W)`` uint8 labels covering ``box`` at ``box.mpp`` µm/px.
+    ``mask`` is ``(H, W)`` uint8 labels covering ``box`` at ``box.mpp`` µm/px; ``details``
+    (JSON) are kept in the version's data, e.g. how the mask was made.
+
+    Raises
+    ------
+    InputError
+        The mask's shape or dtype does not fit the patch.
+    ConflictError
+        ``base_version`` is not the patch's latest version; nothing is stored.
     """
-    scale = box.mpp / store.get_slide(box.slide_id).mpp_x  # level-0 px per mask px
-    expected = (round(box.height / scale), round(box.width / scale))
+    expected = patch_mask_shape(store, box)
     if mask.dtype != np.uint8 or mask.shape != expected:
         raise InputError(f"correction mask must be uint8 of shape {expected} (the patch at "
                          f"{box.mpp} µm/px), got {mask.dtype} {mask.shape}")
+    # A stale save is refused before its raster is written (the save re-checks atomically).
+    found = len(store.correction_history(box))
+    if (base_version or 0) != found:
+        raise ConflictError(f"correction of slide {box.slide_id} patch ({box.x}, {box.y}) is at "
+                            f"version {found}, but this save was based on version "
+                            f"{base_version or 0}")
     raster = store.rasters.save(mask, box.slide_id, CORRECTION_RASTER, mpp=box.mpp,
                                 downsample="mode",
                                 attributes={"x": box.x, "y": box.y})
     return store.save_correction(ranked_patch_id if ranked_patch_id is not None else box,
-                                 data={"kind": "label-mask"}, author=author,
-                                 base_version=base_version, raster_id=raster.id)
+                                 data={"kind": "label-mask", **(details or {})},
+                                 author=author, base_version=base_version,
+                                 raster_id=raster.id)
 
 
 def correction_cases(settings: SiteSettings, store: Store, corrections: list[CorrectionRecord]

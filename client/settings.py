@@ -100,6 +100,36 @@ class FederationSettings(_Section):
     rerank_k: int = Field(0, ge=0)
 
 
+class ApiSettings(_Section):
+    """The site service (``pathloop serve``): the API and the viewer.
+
+    Attributes
+    ----------
+    host:
+        Address to bind; ``127.0.0.1`` keeps the service on this machine. Anything else
+        exposes it to the network: put it behind the hospital's TLS reverse proxy.
+    port:
+        TCP port.
+    require_token:
+        Every API call but the health check needs a user's token. Turn off only on a
+        single-user machine where nobody else can reach ``host``.
+    tile_cache_mb:
+        Memory for encoded tiles (slide and overlay), least recently used dropped first.
+    jpeg_quality:
+        Quality of the slide's Deep Zoom JPEG tiles (1-95).
+    viewer_dir:
+        The built viewer (``viewer/dist``) served at ``/``; default: the one beside the
+        installed code.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=1, le=65535)
+    require_token: bool = True
+    tile_cache_mb: int = Field(256, ge=0)
+    jpeg_quality: int = Field(80, ge=1, le=95)
+    viewer_dir: Path | None = None
+
+
 class SiteSettings(_Section):
     """Everything a site node needs to know, validated on load.
 
@@ -121,6 +151,7 @@ class SiteSettings(_Section):
     slide_roots: tuple[Path, ...] = ()
     tiling: TilingSettings = TilingSettings()
     federation: FederationSettings = FederationSettings()
+    api: ApiSettings = ApiSettings()
 
     @field_validator("site_id")
     @classmethod
@@ -177,6 +208,9 @@ class SiteSettings(_Section):
                         "held-out-masks"):
                 if isinstance(federation.get(key), str):
                     federation[key] = str(base / Path(federation[key]).expanduser())
+        api = values.get("api")
+        if isinstance(api, dict) and isinstance(api.get("viewer-dir"), str):
+            api["viewer-dir"] = str(base / Path(api["viewer-dir"]).expanduser())
         if "slide-roots" in values and isinstance(values["slide-roots"], list):
             values["slide-roots"] = [str(base / Path(root).expanduser())
                                      for root in values["slide-roots"]]

@@ -138,8 +138,16 @@ def history(session: Session, patch: PatchBox | int) -> list[CorrectionRecord]:
     ]
 
 
+WITHDRAWN = "withdrawn"
+"""``data["kind"]`` of a version that takes a patch back to "never corrected"."""
+
+
 def latest_per_patch(session: Session, site_id: str | None = None) -> list[CorrectionRecord]:
-    """The newest version of every corrected patch (of one site's slides when given)."""
+    """The newest version of every corrected patch (of one site's slides when given).
+
+    A patch whose newest version withdrew the correction (``data["kind"] == "withdrawn"``)
+    counts as not corrected and is left out.
+    """
     query = select(Correction)
     if site_id is not None:
         query = query.join(Slide, Slide.id == Correction.slide_id).where(Slide.site_id == site_id)
@@ -148,7 +156,7 @@ def latest_per_patch(session: Session, site_id: str | None = None) -> list[Corre
         box = PatchBox(thread.slide_id, thread.x, thread.y, thread.width, thread.height,
                        thread.mpp)
         versions = history(session, box)
-        if versions:
+        if versions and versions[-1].data.get("kind") != WITHDRAWN:
             latest.append(versions[-1])
     return latest
 

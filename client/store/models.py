@@ -174,6 +174,8 @@ class RankedPatch(Base):
     score_sum: Mapped[float]
     score_mean: Mapped[float]
     status: Mapped[str] = mapped_column(String(16))
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_at: Mapped[datetime | None]
 
 
 class Correction(Base):

@@ -8,7 +8,7 @@ from typing import Any, cast, get_args
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from pathloop.client.errors import RecordNotFoundError
+from pathloop.client.errors import ConflictError, RecordNotFoundError
 from pathloop.client.store import audit, model_versions, slides
 from pathloop.client.store.models import RankedPatch, Ranking, utcnow
 from pathloop.client.store.records import PatchStatus, RankedPatchRecord, RankingRecord
@@ -153,6 +153,52 @@ def set_status(
     return get_patch(session, patch_id)
 
 
+def claim(session: Session, patch_id: int, user: str, *, force: bool = False
+          ) -> RankedPatchRecord:
+    """Record that ``user`` works on a ranked patch (audited); claiming one's own is a no-op.
+
+    Raises
+    ------
+    ConflictError
+        Someone else holds the claim (``force`` takes it over, audited as such).
+    """
+    before = get_patch(session, patch_id)
+    if before.claimed_by == user:
+        return before
+    if before.claimed_by is not None and not force:
+        raise ConflictError(f"ranked patch {patch_id} is claimed by {before.claimed_by} "
+                            f"since {before.claimed_at:%Y-%m-%d %H:%M} UTC")
+    session.execute(update(RankedPatch).where(RankedPatch.id == patch_id)
+                    .values(claimed_by=user, claimed_at=utcnow()))
+    audit.append(session, actor=user, action="ranked_patch.claim",
+                 subject=audit.subject("ranked_patch", patch_id),
+                 details={"from": before.claimed_by, "forced": before.claimed_by is not None})
+    session.expire_all()
+    return get_patch(session, patch_id)
+
+
+def release(session: Session, patch_id: int, user: str) -> RankedPatchRecord:
+    """Drop ``user``'s claim on a ranked patch (nothing happens when they hold none).
+
+    Raises
+    ------
+    ConflictError
+        Someone else holds the claim.
+    """
+    before = get_patch(session, patch_id)
+    if before.claimed_by is None:
+        return before
+    if before.claimed_by != user:
+        raise ConflictError(f"ranked patch {patch_id} is claimed by {before.claimed_by}, "
+                            f"not {user}")
+    session.execute(update(RankedPatch).where(RankedPatch.id == patch_id)
+                    .values(claimed_by=None, claimed_at=None))
+    audit.append(session, actor=user, action="ranked_patch.release",
+                 subject=audit.subject("ranked_patch", patch_id), details={})
+    session.expire_all()
+    return get_patch(session, patch_id)
+
+
 def _ranking_record(row: Ranking) -> RankingRecord:
     return RankingRecord(
         id=row.id,
@@ -179,4 +225,6 @@ def _patch_record(row: RankedPatch, slide_id: int) -> RankedPatchRecord:
         score_sum=row.score_sum,
         score_mean=row.score_mean,
         status=cast(PatchStatus, row.status),
+        claimed_by=row.claimed_by,
+        claimed_at=row.claimed_at,
     )

@@ -160,6 +160,8 @@ class RankedPatchRecord:
     score_sum: float
     score_mean: float
     status: PatchStatus
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -296,6 +296,23 @@ class Store:
         with write_session(self.engine) as session:
             return rankings.set_status(session, patch_id, status, actor=actor)
 
+    def get_ranked_patch(self, patch_id: int) -> RankedPatchRecord:
+        """The ranked patch with this id, or :class:`RecordNotFoundError`."""
+        with read_session(self.engine) as session:
+            return rankings.get_patch(session, patch_id)
+
+    def claim_patch(self, patch_id: int, user: str, *, force: bool = False
+                    ) -> RankedPatchRecord:
+        """Record that ``user`` works on a ranked patch; :class:`ConflictError` when another
+        user holds it (unless ``force``)."""
+        with write_session(self.engine) as session:
+            return rankings.claim(session, patch_id, user, force=force)
+
+    def release_patch(self, patch_id: int, user: str) -> RankedPatchRecord:
+        """Drop ``user``'s claim on a ranked patch."""
+        with write_session(self.engine) as session:
+            return rankings.release(session, patch_id, user)
+
     # --- corrections --------------------------------------------------------------------------
 
     def save_correction(

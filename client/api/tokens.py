@@ -1,0 +1,93 @@
+"""API tokens of the site service's users, kept as SHA-256 hashes in the data folder.
+
+``<data-dir>/api-tokens.json`` (mode 0600) lists ``{"user", "sha256", "created_at"}``; the
+token itself is shown once, when it is made, and never stored. A user may hold several
+tokens (one per browser or script); revoking a user drops them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pathloop.client.errors import ConfigError, InputError
+
+TOKENS_FILE = "api-tokens.json"
+_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+
+
+class TokenStore:
+    """The users allowed to call the site API, by the hash of their tokens."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path) -> TokenStore:
+        """The token file of a site's data folder."""
+        return cls(data_dir / TOKENS_FILE)
+
+    def add(self, user: str) -> str:
+        """Make a new token for ``user``; return it (it cannot be shown again)."""
+        if not _USER.match(user):
+            raise InputError(f"user name {user!r}: 1-64 letters, digits, '.', '_', '@' or '-'")
+        token = secrets.token_urlsafe(32)
+        entries = self._read()
+        entries.append({"user": user, "sha256": _digest(token),
+                        "created_at": datetime.now(UTC).isoformat(timespec="seconds")})
+        self._write(entries)
+        return token
+
+    def revoke(self, user: str) -> int:
+        """Drop every token of ``user``; return how many there were."""
+        entries = self._read()
+        kept = [e for e in entries if e["user"] != user]
+        self._write(kept)
+        return len(entries) - len(kept)
+
+    def users(self) -> list[str]:
+        """Users holding at least one token, in the order they were added."""
+        return list(dict.fromkeys(e["user"] for e in self._read()))
+
+    def user_for(self, token: str) -> str | None:
+        """The user a token belongs to, or ``None`` (compared in constant time)."""
+        digest = _digest(token)
+        found = None
+        for entry in self._read():
+            if hmac.compare_digest(entry["sha256"], digest):
+                found = entry["user"]
+        return found
+
+    def _read(self) -> list[dict[str, Any]]:
+        try:
+            entries = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{self.path}: not a token file ({error})") from None
+        if not isinstance(entries, list) or not all(
+                isinstance(e, dict) and {"user", "sha256"} <= e.keys() for e in entries):
+            raise ConfigError(f"{self.path}: not a token file (expected a list of users)")
+        return entries
+
+    def _write(self, entries: list[dict[str, Any]]) -> None:
+        """Replace the file atomically, readable by its owner only."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        staged = self.path.with_suffix(".tmp")
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(entries, file, indent=1)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(staged, self.path)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,1 @@
+"""Rendering what the viewer shows: deep-zoom overlay tiles, colour maps, legends, masks."""
