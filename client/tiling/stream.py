@@ -80,12 +80,21 @@ def iter_tissue_tiles(slide: Slide, grid: TileGrid, tissue: TissueMask, *,
         pixels = slide.read_region(spec.x, spec.y, grid.tile_size, grid.tile_size, grid.mpp)
         return Tile(spec, pixels, fraction, background_fraction(pixels))
 
-    tiles = map(read, candidates) if workers <= 1 else _prefetch(read, candidates, workers)
-    for done, tile in enumerate(tiles, start=1):
-        if progress is not None:
-            progress(done, len(candidates))
-        if tile.background_fraction <= max_background_fraction:
-            yield tile
+    if workers <= 1:
+        tiles: Iterator[Tile] = map(read, candidates)
+    else:
+        tiles = _prefetch(read, candidates, workers)
+    try:
+        for done, tile in enumerate(tiles, start=1):
+            if progress is not None:
+                progress(done, len(candidates))  # may raise, e.g. to cancel
+            if tile.background_fraction <= max_background_fraction:
+                yield tile
+    finally:
+        # Wait for the reads in flight before the caller may close the slide under them.
+        close = getattr(tiles, "close", None)
+        if close is not None:
+            close()
 
 
 def _prefetch(read: Callable[[tuple[TileSpec, float]], Tile],
