@@ -36,7 +36,6 @@ export class SlideView {
       visibilityRatio: 0.3,
       maxZoomPixelRatio: 4,
       animationTime: 0.5,
-      imageSmoothingEnabled: false,
     });
     this.viewer.addHandler("fully-loaded-change", (event) => {
       if (event.fullyLoaded) window.dispatchEvent(new Event("pathloop:tiles-loaded"));
