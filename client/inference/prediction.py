@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import ExitStack, closing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -156,8 +157,12 @@ def predict_slide(
                 tile_size, layout.mpp, predictor.n_folds)
     done = 0
     with MapStitcher(rasters, slide_id, layout, model_version_id=model_version_id,
-                     attributes=attributes) as stitcher:
-        for batch in _read_batches(slide, layout, blocks, batch_size, workers):
+                     attributes=attributes) as stitcher, ExitStack() as stack:
+        # closing(): reads in flight finish before an error (or a cancel raised by
+        # ``progress``) lets the caller close the slide.
+        batches = stack.enter_context(
+            closing(_read_batches(slide, layout, blocks, batch_size, workers)))
+        for batch in batches:
             images = np.stack([pixels for _, pixels in batch])
             probs = predictor.predict_folds(images)
             _check_output(probs, predictor, images.shape)
