@@ -14,7 +14,7 @@ demo: setup
 test: setup-dev lint typecheck imports pytest
 
 setup: $(VENV)/.setup viewer
-setup-dev: $(VENV)/.setup-dev
+setup-dev: $(VENV)/.setup-dev viewer
 
 $(VENV)/.setup: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (pathloop needs Python 3.11)"; exit 1; }
