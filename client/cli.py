@@ -359,9 +359,12 @@ def demo(
     federation: str = typer.Option("simulation", "--federation",
                                    help="simulation (Flower's Simulation Runtime) or loopback "
                                         "(SuperLink + SuperNodes on this machine, TLS)."),
+    serve_viewer: bool = typer.Option(True, "--serve/--no-serve",
+                                      help="End by serving a site's viewer until Ctrl+C."),
+    port: int = typer.Option(8765, "--port", min=1, max=65535, help="The viewer's port."),
 ) -> None:
-    """Run the whole site loop on sample slides made for the demo."""
-    from pathloop.client.demo import run_demo
+    """Run the whole site loop on sample slides made for the demo, then serve its viewer."""
+    from pathloop.client.demo import run_demo, viewer_settings
 
     with _progress() as progress:
         task = progress.add_task("demo", total=None)
@@ -381,6 +384,15 @@ def demo(
     console.print(table)
     for line in summary.lines():
         console.print(line, highlight=False)
+    if serve_viewer:
+        from pathloop.client.api import TokenStore
+        from pathloop.client.serving import serve, viewer_url
+
+        settings = viewer_settings(summary)
+        token = TokenStore.for_data_dir(settings.data_dir).add("demo-pathologist")
+        console.print(f"Viewer of site {settings.site_id} (Ctrl+C stops it): "
+                      f"{viewer_url(settings, token, port=port)}", highlight=False, soft_wrap=True)
+        serve(settings, port=port)
 
 
 api_app = typer.Typer(help="Users of the site service and their tokens.", no_args_is_help=True)

@@ -94,6 +94,24 @@ def site_settings(workdir: Path, site_id: str) -> SiteSettings:
                         slide_roots=(workdir / "samples",))
 
 
+def viewer_settings(summary: DemoSummary) -> SiteSettings:
+    """The settings to serve the viewer with: the demo's first site that has a worklist.
+
+    That site predicted, ranked and corrected its slides in the loop (the first site only
+    trained the baseline). Its federation config is used when the rounds wrote one.
+    """
+    from pathloop.client.demo_loop import TASK
+
+    site_ids = list(summary.site_dirs)
+    site_id = summary.outcomes[0].site_id if summary.outcomes else site_ids[0]
+    config = summary.site_dirs[site_id] / "pathloop.toml"
+    if config.is_file():
+        return SiteSettings.from_file(config)
+    settings = site_settings(summary.workdir, site_id)
+    return settings.model_copy(update={"federation": settings.federation.model_copy(
+        update={"labels": TASK.label_names})})
+
+
 def run_demo(workdir: Path, *, n_sites: int = 3, slides_per_site: int = 2, size: int = 4096,
              seed: int = 0, loop: bool = True, k: int = 5, rounds: int = 2,
              federation: str = "simulation",

@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
-from pathloop.client.demo import run_demo, site_settings
+from pathloop.client.api import TokenStore, create_app
+from pathloop.client.demo import run_demo, site_settings, viewer_settings
 from pathloop.client.errors import InputError
 from pathloop.client.loop import MODEL_KIND
 from pathloop.client.segmentation import TINY
@@ -36,6 +38,17 @@ def test_a_federated_round_across_the_demo_sites_refreshes_their_worklists(
                 patches = store.ranked_patches(ranking.id)
                 assert 0 < len(patches) <= 3
                 assert all(p.status == "pending" for p in patches)
+    # The viewer is served for the site that ran the loop, with the demo's labels.
+    viewer = viewer_settings(summary)
+    assert viewer.site_id == "site-b"
+    assert viewer.federation.labels == ("background", "tumour")
+    with TestClient(create_app(viewer), headers={
+            "Authorization": f"Bearer {TokenStore.for_data_dir(viewer.data_dir).add('t')}"}
+            ) as client:
+        items = client.get("/api/worklist").json()
+        assert items and items[0]["rank"] == 1
+        detail = client.get(f"/api/slides/{items[0]['slide_id']}").json()
+        assert {"prediction", "uncertainty"} <= {o["kind"] for o in detail["overlays"]}
 
 
 def test_an_unknown_federation_mode_is_refused_before_any_work(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import ExitStack, closing
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,7 +195,7 @@ def _check_output(probs: NDArray[Any], predictor: FoldPredictor,
 
 def _read_batches(slide: Slide, layout: InferenceLayout, blocks: Sequence[InferenceBlock],
                   batch_size: int, workers: int
-                  ) -> Iterator[list[tuple[InferenceBlock, RGBImage]]]:
+                  ) -> Generator[list[tuple[InferenceBlock, RGBImage]], None, None]:
     """Batches of ``(block, (tile, tile, 3) uint8 RGB)``, the next batch read ahead.
 
     At most two batches of pixels exist at a time.

@@ -141,7 +141,7 @@ class SlideOverlays:
             return colour_map(values, self._uncertainty_max, uncertainty_lut())
         labels = sample_raster(raster, box, slide_mpp=mpp)
         if overlay.kind is OverlayKind.TISSUE:
-            return colour_labels(labels > 0, _TISSUE_RGBA)
+            return colour_labels((labels > 0).astype(np.uint8), _TISSUE_RGBA)
         return colour_labels(labels, self._palette)
 
     def _render_corrections(self, box: TileBox) -> RGBA:

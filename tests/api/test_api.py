@@ -254,7 +254,7 @@ def test_path_traversal_is_refused(client: TestClient, site: tuple[SiteSettings,
         assert response.status_code in (404, 422), path
         assert "root:" not in response.text
     # A slide record pointing outside the slide roots (a tampered database) is refused.
-    settings, token = site
+    settings, _ = site
     outside = tmp_path / "outside.svs"
     outside.write_bytes((REPO.parent / "shared/data/wsi/cmu_small_region.svs").read_bytes())
     with Store.open(settings) as store:
