@@ -6,12 +6,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: demo test setup setup-dev viewer lint typecheck imports pytest bench clean
+.PHONY: demo test setup setup-dev viewer viewer-test lint typecheck imports pytest bench clean
 
 demo: setup
 	$(BIN)/pathloop demo
 
-test: setup-dev lint typecheck imports pytest
+test: setup-dev lint typecheck imports viewer-test pytest
 
 setup: $(VENV)/.setup viewer
 setup-dev: $(VENV)/.setup-dev viewer
@@ -57,6 +57,9 @@ typecheck:
 imports:
 	$(BIN)/lint-imports
 
+viewer-test: viewer
+	cd viewer && npm test --silent
+
 pytest:
 	$(BIN)/pytest
 
@@ -66,4 +69,4 @@ bench: setup-dev
 	$(BIN)/python bench/federation.py
 
 clean:
-	rm -rf $(VENV) .typecheck .pytest_cache .mypy_cache .ruff_cache pathloop-demo
+	rm -rf $(VENV) .typecheck .pytest_cache .mypy_cache .ruff_cache pathloop-demo viewer/node_modules viewer/dist

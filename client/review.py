@@ -151,6 +151,8 @@ def revert_patch(store: Store, patch_id: int, *, to_version: int, base_version: 
         raise RecordNotFoundError(f"patch {patch_id} has versions 0-{len(history)}, "
                                   f"not {to_version}")
     if to_version == 0:
+        if not history or history[-1].data.get("kind") == WITHDRAWN:
+            raise InputError(f"patch {patch_id} has no correction to withdraw")
         record = store.save_correction(
             patch_id, data={"kind": WITHDRAWN, "action": "revert", "reverted_to": 0},
             author=author, base_version=base_version)

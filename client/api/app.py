@@ -176,7 +176,8 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 def _add_routes(app: FastAPI, settings: SiteSettings) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-        return JSONResponse({"detail": str(error.detail), "kind": "HTTPError"},
+        kind = "AuthenticationError" if error.status_code == 401 else "HTTPError"
+        return JSONResponse({"detail": str(error.detail), "kind": kind},
                             status_code=error.status_code, headers=error.headers)
 
     @app.get("/api/health", response_model=schemas.Health, tags=["site"])

@@ -53,6 +53,7 @@ def test_health_needs_no_token_and_everything_else_does(site: tuple[SiteSettings
             assert missing.status_code == 401, path
             assert "token" in missing.json()["detail"]
             assert missing.headers["www-authenticate"] == "Bearer"
+            assert missing.json()["kind"] == "AuthenticationError"
             wrong = anonymous.get(path, headers={"Authorization": "Bearer not-the-token"})
             assert wrong.status_code == 401
             assert "not valid" in wrong.json()["detail"]
@@ -214,6 +215,10 @@ def test_undo_accept_and_keep_append_versions(client: TestClient) -> None:
     missing = client.post(f"/api/patches/{pid}/revert", json={"base_version": 5,
                                                              "to_version": 9})
     assert missing.status_code == 404
+    untouched = _patch(client, 3)["id"]
+    nothing = client.post(f"/api/patches/{untouched}/revert",
+                          json={"base_version": 0, "to_version": 0})
+    assert nothing.status_code == 422 and "no correction to withdraw" in nothing.json()["detail"]
 
 
 def test_corrections_show_in_their_overlay(client: TestClient) -> None:
