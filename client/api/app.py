@@ -91,7 +91,7 @@ def create_app(settings: SiteSettings, *, tokens: TokenStore | None = None,
                   responses={401: {"model": schemas.ErrorBody}})
     app.add_middleware(_SecurityHeaders)
     _add_error_handlers(app)
-    _add_routes(app, settings)
+    _add_routes(app)
     folder = viewer_dir or settings.api.viewer_dir or DEFAULT_VIEWER_DIR
     if (folder / "index.html").is_file():
         app.mount("/", StaticFiles(directory=folder, html=True), name="viewer")
@@ -173,7 +173,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": schemas.ErrorBody} for code in (404, 409, 422)}
 
 
-def _add_routes(app: FastAPI, settings: SiteSettings) -> None:
+def _add_routes(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         kind = "AuthenticationError" if error.status_code == 401 else "HTTPError"
