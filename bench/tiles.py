@@ -9,22 +9,24 @@ a full-resolution tile, on both sides: they dominate means and p99s.
 
 peer
     In this process: ``DeepZoomGenerator(OpenSlide(path), 254, 1, limit_bounds=False)``,
-    ``get_tile`` then a JPEG encode with Pillow at ``--quality`` (75: Pillow's default and
-    openslide's ``deepzoom_server`` example's). One untimed pass, then ``--rounds`` timed
-    passes in shuffled order, half before the service runs and half after; per-tile mean,
-    p50, p99. Our own :func:`pathloop.client.wsi.read_deepzoom_tile` + the same encode is
-    timed beside it, in process too, to split the library's share from the service's.
+    ``get_tile`` then a JPEG encode with Pillow at ``--quality`` (80, the service's default;
+    the service is configured with the same ``[api] jpeg-quality``). One untimed pass, then
+    ``--rounds`` timed passes in shuffled order, half before the service runs and half
+    after; per-tile mean, p50, p99. Our own :func:`pathloop.client.wsi.read_deepzoom_tile`
+    + the same encode is timed beside it, in process too, to split the library's share from
+    the service's.
 service
     ``pathloop serve`` as a subprocess on a free port, over a fresh temporary site (config,
     data dir, the slide ingested with ``pathloop slides add``, a token from
     ``pathloop api token add``), one fresh service per concurrency level so each starts with
-    empty caches. 1, 4 and 16 client threads, each with its own keep-alive httpx client,
+    empty caches. 1, 4 and 16 client threads, each with its own keep-alive HTTP connection,
     fetch the whole set in their own shuffled order, started together: the first pass
     (``cold``: the service's caches fill as the clients go) and a second one (``warm``).
     Per-request p50/p99 latency, throughput (tiles/s over the pass's wall time) and errors: a
     non-200, a body that is not a JPEG of the tile's advertised size, or a failed request.
-    Every served tile is also compared with DeepZoomGenerator's through the same JPEG
-    encode (mean absolute difference per channel, worst tile).
+    The service's CPU time per request and cores kept busy (from ``/proc``) say whether it
+    is the bottleneck. Every served tile is also compared with DeepZoomGenerator's through
+    the same JPEG encode (mean absolute difference per channel, worst tile).
 
 Goal (the issue): zero errors and p99 at 16 clients within 3× of the peer's per-tile time,
 judged on the cold pass (caching allowed: 15 of 16 clients already hit what the first one
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import io
 import json
 import os
@@ -49,6 +52,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -118,6 +122,12 @@ class Service:
     token: str
     slide_id: int | str
     log: Path
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """CPU time the service process has used so far (user + system)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -137,12 +147,13 @@ def _pathloop(config: Path, *args: str) -> str:
 
 
 @contextmanager
-def running_service(workdir: Path, timeout: float = 60.0) -> Iterator[Service]:
+def running_service(workdir: Path, quality: int, timeout: float = 60.0) -> Iterator[Service]:
     """A fresh site with the slide ingested and a token, served until the block ends."""
     data_dir = workdir / "data"
     config = workdir / "site.toml"
     config.write_text(f'site-id = "bench"\ndata-dir = {json.dumps(str(data_dir))}\n'
-                      f"slide-roots = [{json.dumps(str(SLIDE_ROOT.resolve()))}]\n")
+                      f"slide-roots = [{json.dumps(str(SLIDE_ROOT.resolve()))}]\n\n"
+                      f"[api]\njpeg-quality = {quality}\n")
     _pathloop(config, "slides", "add", str(SLIDE))
     token = _pathloop(config, "api", "token", "add", "bench").split()[-1]
     port = _free_port()
@@ -174,7 +185,7 @@ def running_service(workdir: Path, timeout: float = 60.0) -> Iterator[Service]:
         ids = [s["id"] for s in slides.json() if SLIDE.stem in str(s.get("name", ""))]
         if len(ids) != 1:
             raise RuntimeError(f"GET /api/slides: expected one {SLIDE.name}, got {slides.text}")
-        yield Service(base_url, token, ids[0], log)
+        yield Service(base_url, token, ids[0], log, server.pid)
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
@@ -198,32 +209,49 @@ class Fetch:
 
 def _client(service: Service, order: list[Address], start: threading.Barrier,
             passes: int, results: list[list[Fetch]]) -> None:
+    # http.client rather than httpx: a third of the CPU per request, and the clients share
+    # the cores with the service they measure.
+    url = urllib.parse.urlsplit(service.base_url)
     headers = {"Authorization": f"Bearer {service.token}"}
+
+    def connect() -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=120)
+
+    connection = connect()
     try:
-        with httpx.Client(base_url=service.base_url, headers=headers, timeout=120) as client:
-            client.get("/api/health")  # open the keep-alive connection before the clock
-            for pass_ in range(passes):
-                start.wait()
-                for level, col, row in order:
-                    url = f"/api/slides/{service.slide_id}/dz/{level}/{col}_{row}.jpeg"
-                    started = time.perf_counter()
-                    try:
-                        response = client.get(url)
-                        fetch = Fetch((level, col, row), time.perf_counter() - started,
-                                      response.status_code, response.content, None)
-                    except httpx.HTTPError as error:
-                        fetch = Fetch((level, col, row), time.perf_counter() - started, None,
-                                      b"", f"{type(error).__name__}: {error}")
-                    results[pass_].append(fetch)
-                start.wait()
+        connection.request("GET", "/api/health")  # open the keep-alive connection first
+        connection.getresponse().read()
+        for pass_ in range(passes):
+            start.wait()
+            for level, col, row in order:
+                path = f"/api/slides/{service.slide_id}/dz/{level}/{col}_{row}.jpeg"
+                started = time.perf_counter()
+                try:
+                    connection.request("GET", path, headers=headers)
+                    response = connection.getresponse()
+                    body = response.read()
+                    fetch = Fetch((level, col, row), time.perf_counter() - started,
+                                  response.status, body, None)
+                except (OSError, http.client.HTTPException) as error:
+                    fetch = Fetch((level, col, row), time.perf_counter() - started, None,
+                                  b"", f"{type(error).__name__}: {error}")
+                    connection.close()
+                    connection = connect()
+                results[pass_].append(fetch)
+            start.wait()
     except BaseException:
         start.abort()  # the other threads and the timer stop waiting for this one
         raise
+    finally:
+        connection.close()
 
 
 def run_clients(service: Service, tiles: list[Address], clients: int, passes: int,
-                seed: int) -> list[tuple[float, list[Fetch]]]:
-    """``clients`` threads fetch every tile ``passes`` times; (wall seconds, fetches) a pass."""
+                seed: int) -> list[tuple[float, float, list[Fetch]]]:
+    """``clients`` threads fetch every tile ``passes`` times.
+
+    Returns, for each pass, the wall seconds, the service's CPU seconds and the fetches.
+    """
     # One barrier round opens each pass and one closes it: the main thread times between.
     start = threading.Barrier(clients + 1)
     per_client: list[list[list[Fetch]]] = [[[] for _ in range(passes)] for _ in range(clients)]
@@ -235,15 +263,17 @@ def run_clients(service: Service, tiles: list[Address], clients: int, passes: in
                                         args=(service, order, start, passes, per_client[k])))
     for thread in threads:
         thread.start()
-    walls = []
+    walls, cpus = [], []
     for _ in range(passes):
         start.wait()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), service.cpu_seconds()
         start.wait()
         walls.append(time.perf_counter() - started)
+        cpus.append(service.cpu_seconds() - cpu)
     for thread in threads:
         thread.join()
-    return [(walls[p], [f for client in per_client for f in client[p]]) for p in range(passes)]
+    return [(walls[p], cpus[p], [f for client in per_client for f in client[p]])
+            for p in range(passes)]
 
 
 def check_fetches(fetches: list[Fetch], grid: DeepZoomGrid,
@@ -283,7 +313,7 @@ def check_fetches(fetches: list[Fetch], grid: DeepZoomGrid,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quality", type=int, default=75, help="JPEG quality of the peer")
+    parser.add_argument("--quality", type=int, default=80, help="JPEG quality, both sides")
     parser.add_argument("--rounds", type=int, default=4, help="timed in-process passes")
     parser.add_argument("--passes", type=int, default=2, help="passes per client (cold, warm)")
     parser.add_argument("--seed", type=int, default=0)
@@ -297,7 +327,7 @@ def main() -> None:
     grid = DeepZoomGrid(*osr.dimensions)
     tiles = tile_set(grid)
     # What the peer serves, decoded: JPEG's own loss (up to ~12 per channel at quality 75
-    # on this slide) then cancels out of the comparison with the service's tiles.
+    # on this slide) mostly cancels out of the comparison with the service's tiles.
     reference = {a: np.asarray(Image.open(io.BytesIO(
         _jpeg(generator.get_tile(a[0], (a[1], a[2])), args.quality))).convert("RGB"))
         for a in tiles}
@@ -320,18 +350,23 @@ def main() -> None:
     body_bytes: list[int] = []
     for clients in CLIENTS:
         with tempfile.TemporaryDirectory(prefix="pathloop-bench-tiles-") as tmp, \
-                running_service(Path(tmp)) as service:
+                running_service(Path(tmp), args.quality) as service:
             print(f"service, {clients} client(s)…", flush=True)
             passes = run_clients(service, tiles, clients, args.passes, args.seed + 100 * clients)
-        for index, (wall, fetches) in enumerate(passes):
+        for index, (wall, cpu, fetches) in enumerate(passes):
             errors, worst = check_fetches(fetches, grid, reference)
             error_lines += [f"{clients} clients, pass {index + 1}: {e}" for e in errors]
             worst_diff = max(worst_diff, worst)
             body_bytes += [len(f.body) for f in fetches if f.status == 200]
+            slowest = sorted(fetches, key=lambda f: f.seconds, reverse=True)[:5]
             runs.append({"clients": clients, "pass": "cold" if index == 0 else f"warm{index}",
                          "requests": len(fetches), "errors": len(errors),
                          "tiles_per_s": round(len(fetches) / wall, 1),
-                         "wall_s": round(wall, 2), **_stats_ms([f.seconds for f in fetches])})
+                         "wall_s": round(wall, 2), **_stats_ms([f.seconds for f in fetches]),
+                         "service_cpu_ms_per_request": round(cpu / len(fetches) * 1e3, 2),
+                         "service_cores_busy": round(cpu / wall, 2),
+                         "slowest": [["{}/{}_{}".format(*f.address), round(f.seconds * 1e3, 1)]
+                                     for f in slowest]})
     # The second half of the in-process rounds, after the service: drift shows in both.
     peer_s += time_in_process(peer, tiles, args.rounds - half, args.seed + 1)
     ours_s += time_in_process(ours, tiles, args.rounds - half, args.seed + 1)
@@ -356,12 +391,15 @@ def main() -> None:
     print(f"\nservice over HTTP, per request (ms); ratios to the peer's mean "
           f"{peer_stats['mean_ms']:.2f} ms")
     print(f"{'clients':>7} {'pass':>5} {'requests':>8} {'errors':>6} {'p50':>7} {'p99':>7} "
-          f"{'tiles/s':>8} {'p99/mean':>8} {'tput/peer':>9}")
+          f"{'tiles/s':>8} {'p99/mean':>8} {'tput/peer':>9} {'cpu ms/req':>10} {'cores':>5}")
     for r in runs:
         print(f"{r['clients']:>7} {r['pass']:>5} {r['requests']:>8} {r['errors']:>6} "
               f"{r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['tiles_per_s']:8.1f} "
               f"{r['p99_ms'] / peer_stats['mean_ms']:8.2f} "
-              f"{r['tiles_per_s'] / peer_stats['tiles_per_s']:9.2f}")
+              f"{r['tiles_per_s'] / peer_stats['tiles_per_s']:9.2f} "
+              f"{r['service_cpu_ms_per_request']:10.2f} {r['service_cores_busy']:5.2f}")
+    print("slowest requests, 16 clients cold: " + ", ".join(
+        f"{where} {ms:.0f} ms" for where, ms in cold16["slowest"]))
     for line in error_lines[:10]:
         print("error:", line)
     mean_kib = statistics.mean(body_bytes or [0]) / 1024
