@@ -1,7 +1,8 @@
 """Deep Zoom tiles of slides and overlays: open slides kept, encoded tiles cached.
 
-:class:`TileService` keeps each slide open once (reads are serialised per slide, as not
-every backend is safe to share between threads) and keeps the encoded JPEG/PNG bytes of the
+:class:`TileService` keeps each slide open once (reads are serialised per slide unless its
+backend is safe to share between threads, as OpenSlide is), cuts the coarse levels from one
+low-resolution read of the slide, and keeps the encoded JPEG/PNG bytes of the
 tiles it served in an LRU cache bounded in bytes. Overlay tiles are cached under the
 overlay's content version, so a new prediction or a saved correction is never shown stale.
 """
@@ -13,11 +14,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from concurrent.futures import Future
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
+from pathloop.client.errors import RecordNotFoundError
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import SlideRecord, Store
 from pathloop.client.viewing.overlays import SlideOverlays
@@ -26,20 +30,35 @@ from pathloop.client.wsi import DeepZoomGrid, Slide, read_deepzoom_tile
 
 TILE_SIZE = 254
 OVERLAP = 1
+THREAD_SAFE_BACKENDS = frozenset({"openslide"})
 OVERLAY_REFRESH_SECONDS = 2.0
 """How long a slide's list of overlays is trusted before the store is asked again."""
 
 
 class ByteCache:
-    """A thread-safe LRU of bytes, bounded by their total size."""
+    """A thread-safe LRU of bytes, bounded by their total size.
+
+    Concurrent misses of one key are made once: the first caller makes the bytes, the others
+    wait for them (a tile asked for by 16 viewers at once is rendered once, not 16 times).
+    """
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self._items: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._making: dict[Hashable, Future[bytes]] = {}
         self._size = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+
+    def get(self, key: Hashable) -> bytes | None:
+        """The cached bytes of ``key``, or ``None`` (never waits, never makes)."""
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+            return found
 
     def get_or_make(self, key: Hashable, make: Callable[[], bytes]) -> bytes:
         """The cached bytes of ``key``, else ``make()`` (stored when they fit)."""
@@ -49,24 +68,89 @@ class ByteCache:
                 self._items.move_to_end(key)
                 self.hits += 1
                 return found
-            self.misses += 1
-        data = make()
-        if len(data) <= self.max_bytes:
+            pending = self._making.get(key)
+            if pending is None:
+                self.misses += 1
+                future: Future[bytes] = Future()
+                self._making[key] = future
+        if pending is not None:
+            return pending.result()
+        try:
+            data = make()
+        except BaseException as error:
             with self._lock:
-                if key not in self._items:
-                    self._items[key] = data
-                    self._size += len(data)
+                del self._making[key]
+            future.set_exception(error)
+            raise
+        with self._lock:
+            del self._making[key]
+            if len(data) <= self.max_bytes:
+                self._items[key] = data
+                self._size += len(data)
                 while self._size > self.max_bytes:
                     _, dropped = self._items.popitem(last=False)
                     self._size -= len(dropped)
+        future.set_result(data)
         return data
+
+
+class _Overview:
+    """A slide's coarse Deep Zoom levels, all cut from one low-resolution read.
+
+    Every level that is a single tile is derived from one read of the slide at the finest
+    such level (each level Lanczos-halved from the next finer one, kept in memory; under a
+    MB): a viewer opening a slide asks for all of them at once, and each would otherwise read
+    the whole slide (on a single-level slide, at its full resolution).
+    """
+
+    def __init__(self, slide: Slide, grid: DeepZoomGrid) -> None:
+        self.grid = grid
+        self.level = max(level for level, tiles in enumerate(grid.level_tiles)
+                         if tiles == (1, 1))
+        # The level is one tile: that tile, read as any other, is the whole level.
+        base = read_deepzoom_tile(slide, grid, self.level, 0, 0)
+        self._images = {self.level: Image.fromarray(base)}
+        self._lock = threading.Lock()
+
+    def covers(self, level: int) -> bool:
+        return level <= self.level
+
+    def tile(self, level: int, col: int, row: int) -> np.ndarray:
+        """The tile's pixels, ``(out_height, out_width, 3)``."""
+        tile = self.grid.tile(level, col, row)
+        image = self._image(level)
+        scale = self.grid.downsample(level)
+        left, top = round(tile.x / scale), round(tile.y / scale)
+        return np.asarray(image.crop((left, top, left + tile.out_width,
+                                      top + tile.out_height)), dtype=np.uint8)
+
+    def _image(self, level: int) -> Image.Image:
+        """The whole level, each made from the next finer one (2× steps, as a pyramid)."""
+        with self._lock:
+            finest = min(k for k in self._images if k >= level)
+            for k in range(finest - 1, level - 1, -1):
+                self._images[k] = self._images[k + 1].resize(
+                    self.grid.level_dimensions[k], Image.Resampling.LANCZOS, reducing_gap=2.0)
+            return self._images[level]
 
 
 @dataclass
 class _OpenSlide:
     slide: Slide
     grid: DeepZoomGrid
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock | None  # None: the backend reads safely from many threads
+    overview: _Overview | None = None
+    overview_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def read_tile(self, level: int, col: int, row: int) -> np.ndarray:
+        with self.overview_lock:
+            if self.overview is None:
+                with self.lock or nullcontext():
+                    self.overview = _Overview(self.slide, self.grid)
+        if self.overview.covers(level):
+            return self.overview.tile(level, col, row)
+        with self.lock or nullcontext():
+            return read_deepzoom_tile(self.slide, self.grid, level, col, row)
 
 
 @dataclass
@@ -83,6 +167,7 @@ class TileService:
         self.store = store
         self.cache = ByteCache(settings.api.tile_cache_mb << 20)
         self._slides: dict[int, _OpenSlide] = {}
+        self._records: dict[int, SlideRecord] = {}
         self._overlays: dict[int, _Overlays] = {}
         self._lock = threading.Lock()
 
@@ -90,17 +175,37 @@ class TileService:
         """The Deep Zoom geometry of a slide (its stored level-0 size)."""
         return DeepZoomGrid(slide.width, slide.height, TILE_SIZE, OVERLAP)
 
+    def slide_record(self, slide_id: int) -> SlideRecord:
+        """A slide of this site, from memory after the first look-up (records never change).
+
+        Raises
+        ------
+        RecordNotFoundError
+            No such slide, or another site's (in a shared database).
+        """
+        with self._lock:
+            found = self._records.get(slide_id)
+        if found is None:
+            found = self.store.get_slide(slide_id)
+            if found.site_id != self.settings.site_id:
+                raise RecordNotFoundError(f"slide {slide_id} not found")
+            with self._lock:
+                self._records[slide_id] = found
+        return found
+
+    def cached_slide_tile(self, slide: SlideRecord, level: int, col: int, row: int
+                          ) -> bytes | None:
+        """The tile's JPEG if it is cached (no reading, no waiting), else ``None``."""
+        return self.cache.get(("slide", slide.id, level, col, row))
+
     def slide_tile(self, slide: SlideRecord, level: int, col: int, row: int) -> bytes:
         """One JPEG tile of the slide (``TileOutOfRangeError`` outside the pyramid)."""
         opened = self._open(slide)
         opened.grid.tile(level, col, row)  # out of range → 404 before anything is read
-
-        def make() -> bytes:
-            with opened.lock:
-                pixels = read_deepzoom_tile(opened.slide, opened.grid, level, col, row)
-            return encode_jpeg(pixels, self.settings.api.jpeg_quality)
-
-        return self.cache.get_or_make(("slide", slide.id, level, col, row), make)
+        return self.cache.get_or_make(
+            ("slide", slide.id, level, col, row),
+            lambda: encode_jpeg(opened.read_tile(level, col, row),
+                                self.settings.api.jpeg_quality))
 
     def overlays(self, slide: SlideRecord, *, fresh: bool = False) -> SlideOverlays:
         """The slide's overlays, re-read from the store every few seconds (or now)."""
@@ -141,7 +246,9 @@ class TileService:
         with self._lock:
             found = self._slides.get(slide.id)
             if found is None:
-                found = _OpenSlide(open_stored_slide(self.settings, slide), self.grid(slide))
+                opened = open_stored_slide(self.settings, slide)
+                safe = opened.metadata.backend in THREAD_SAFE_BACKENDS
+                found = _OpenSlide(opened, self.grid(slide), None if safe else threading.Lock())
                 self._slides[slide.id] = found
             return found
 

@@ -28,6 +28,7 @@ class TokenStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._cached: tuple[tuple[int, int], list[dict[str, Any]]] | None = None
 
     @classmethod
     def for_data_dir(cls, data_dir: Path) -> TokenStore:
@@ -66,6 +67,15 @@ class TokenStore:
         return found
 
     def _read(self) -> list[dict[str, Any]]:
+        """The entries, re-read when the file changed (``pathloop api token`` from a shell
+        takes effect at once in a running service)."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return []
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if self._cached is not None and self._cached[0] == stamp:
+            return list(self._cached[1])
         try:
             entries = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -75,7 +85,8 @@ class TokenStore:
         if not isinstance(entries, list) or not all(
                 isinstance(e, dict) and {"user", "sha256"} <= e.keys() for e in entries):
             raise ConfigError(f"{self.path}: not a token file (expected a list of users)")
-        return entries
+        self._cached = (stamp, entries)
+        return list(entries)
 
     def _write(self, entries: list[dict[str, Any]]) -> None:
         """Replace the file atomically, readable by its owner only."""

@@ -307,3 +307,22 @@ def test_the_committed_openapi_schema_matches_the_app() -> None:
     assert committed == render(), ("viewer/openapi.json is stale: run "
                                    "`.venv/bin/python -m pathloop.client.api.openapi "
                                    "viewer/openapi.json` and regenerate the viewer's client")
+
+
+def test_coarse_levels_cut_from_one_read_match_the_slide(client: TestClient,
+                                                         cmu_svs: Path) -> None:
+    from pathloop.client.api.tiles import _Overview
+    from pathloop.client.wsi import DeepZoomGrid, open_slide, read_deepzoom_tile
+
+    grid = DeepZoomGrid(2220, 2967)
+    with open_slide(cmu_svs) as slide:
+        overview = _Overview(slide, grid)
+        assert overview.level == 8  # the finest single-tile level, 139×186
+        for level in range(3, 9):
+            cut = overview.tile(level, 0, 0).astype(float)
+            direct = read_deepzoom_tile(slide, grid, level, 0, 0).astype(float)
+            assert cut.shape == direct.shape
+            assert np.abs(cut - direct).mean() < 3, level  # of 255: under 1.2%
+            served = Image.open(io.BytesIO(client.get(f"/api/slides/1/dz/{level}/0_0.jpeg"
+                                                      ).content))
+            assert served.size == (cut.shape[1], cut.shape[0])
