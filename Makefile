@@ -67,6 +67,7 @@ bench: setup-dev
 	$(BIN)/python bench/tiling.py
 	$(BIN)/python bench/ensemble.py
 	$(BIN)/python bench/federation.py
+	$(BIN)/python bench/tiles.py
 
 clean:
 	rm -rf $(VENV) .typecheck .pytest_cache .mypy_cache .ruff_cache pathloop-demo viewer/node_modules viewer/dist
