@@ -26,10 +26,12 @@ from pathloop.client.settings import SiteSettings
 from pathloop.client.store import SlideRecord, Store
 from pathloop.client.viewing.overlays import SlideOverlays
 from pathloop.client.workflows import open_stored_slide
-from pathloop.client.wsi import DeepZoomGrid, Slide, read_deepzoom_tile
+from pathloop.client.wsi import DeepZoomGrid, Slide, read_deepzoom_level, read_deepzoom_tile
 
 TILE_SIZE = 254
 OVERLAP = 1
+OVERVIEW_SIDE = 2048
+"""Deep Zoom levels up to this many px a side are cut from one read of the slide."""
 THREAD_SAFE_BACKENDS = frozenset({"openslide"})
 OVERLAY_REFRESH_SECONDS = 2.0
 """How long a slide's list of overlays is trusted before the store is asked again."""
@@ -97,19 +99,22 @@ class ByteCache:
 class _Overview:
     """A slide's coarse Deep Zoom levels, all cut from one low-resolution read.
 
-    Every level that is a single tile is derived from one read of the slide at the finest
-    such level (each level Lanczos-halved from the next finer one, kept in memory; under a
-    MB): a viewer opening a slide asks for all of them at once, and each would otherwise read
-    the whole slide (on a single-level slide, at its full resolution).
+    Every level whose whole image fits in ``OVERVIEW_SIDE`` px a side is derived from one
+    read of the slide at the finest such level (each coarser level Lanczos-halved from the
+    next finer one; at most ``OVERVIEW_SIDE``² px kept per open slide). A viewer opening a
+    slide asks for all of them at once, and each of their tiles would otherwise read a
+    large part of the slide (on a single-level slide, at its full resolution). The tiles of
+    a level are crops of one image at the level's own scale, so they join seamlessly; a
+    direct read scales each tile by exactly ``2**k`` instead, which differs from the level's
+    rounded-up size by up to half a pixel across a tile.
     """
 
     def __init__(self, slide: Slide, grid: DeepZoomGrid) -> None:
         self.grid = grid
-        self.level = max(level for level, tiles in enumerate(grid.level_tiles)
-                         if tiles == (1, 1))
-        # The level is one tile: that tile, read as any other, is the whole level.
-        base = read_deepzoom_tile(slide, grid, self.level, 0, 0)
-        self._images = {self.level: Image.fromarray(base)}
+        self.level = max(level for level, size in enumerate(grid.level_dimensions)
+                         if max(size) <= OVERVIEW_SIDE)
+        self._images = {self.level: Image.fromarray(read_deepzoom_level(slide, grid,
+                                                                        self.level))}
         self._lock = threading.Lock()
 
     def covers(self, level: int) -> bool:

@@ -251,4 +251,24 @@ def read_deepzoom_tile(slide: Slide, grid: DeepZoomGrid, level: int, col: int,
     return np.asarray(resized, dtype=np.uint8)
 
 
-__all__ = ["DeepZoomGrid", "DeepZoomTile", "read_deepzoom_tile"]
+def read_deepzoom_level(slide: Slide, grid: DeepZoomGrid, level: int) -> RGBImage:
+    """One whole Deep Zoom level in one read: ``(height, width, 3)`` of its dimensions.
+
+    Read from the coarsest slide level whose downsample does not exceed the DZ level's and
+    Lanczos-resized at one scale (the level's dimensions over the slide's), as
+    :func:`read_deepzoom_tile` does tile by tile. Meant for the small levels a viewer
+    shows first; memory is the slide level's region, so keep ``level`` small.
+    """
+    grid.tile(level, 0, 0)  # the level exists
+    meta = slide.metadata
+    slide_level = slide.best_level(grid.downsample(level))
+    level_width, level_height = meta.level_dimensions[slide_level]
+    pixels = slide.read_level_region(slide_level, 0, 0, level_width, level_height)
+    size = grid.level_dimensions[level]
+    if (level_width, level_height) == size:
+        return pixels
+    resized = Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    return np.asarray(resized, dtype=np.uint8)
+
+
+__all__ = ["DeepZoomGrid", "DeepZoomTile", "read_deepzoom_level", "read_deepzoom_tile"]

@@ -249,3 +249,15 @@ def test_out_of_range_tile_read_raises() -> None:
     slide = in_memory_slide(np.zeros((10, 20, 3), np.uint8), mpp=0.5)
     with pytest.raises(TileOutOfRangeError):
         read_deepzoom_tile(slide, DeepZoomGrid(20, 10), 5, 1, 0)
+
+
+def test_a_whole_level_in_one_read_is_its_single_tile(cmu_svs: Path) -> None:
+    from pathloop.client.wsi import read_deepzoom_level
+
+    with open_slide(cmu_svs) as slide:
+        grid = DeepZoomGrid(slide.metadata.width, slide.metadata.height)
+        single = max(k for k, tiles in enumerate(grid.level_tiles) if tiles == (1, 1))
+        np.testing.assert_array_equal(read_deepzoom_level(slide, grid, single),
+                                      read_deepzoom_tile(slide, grid, single, 0, 0))
+        whole = read_deepzoom_level(slide, grid, single + 2)
+        assert whole.shape == (*grid.level_dimensions[single + 2][::-1], 3)
