@@ -17,8 +17,10 @@ from numpy.typing import NDArray
 RGBA = NDArray[np.uint8]
 """An ``(H, W, 4)`` uint8 RGBA image."""
 
-# Label 1, 2, … (0, background, is never painted). Distinct on H&E's pinks and purples.
-_LABEL_COLOURS = ("#ffd400", "#00c2ff", "#ff3d7f", "#3ddc84", "#b388ff", "#ff8a00",
+# Label 1, 2, … (0, background, is never painted). Distinct on H&E's pinks and purples and
+# from the uncertainty map's inferno (black, purple, red, orange, yellow): greens and blues
+# first.
+_LABEL_COLOURS = ("#39e75f", "#2f9bff", "#ff3d7f", "#ffd400", "#b388ff", "#ff8a00",
                   "#00e5c0", "#ffffff")
 LABEL_ALPHA = 140
 """Opacity of a painted label (0-255) before the viewer's own opacity slider."""

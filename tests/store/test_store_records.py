@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import text
 
 import pathloop.client.store
-from pathloop.client.errors import RecordNotFoundError
+from pathloop.client.errors import ConflictError, RecordNotFoundError
+from pathloop.client.settings import SiteSettings
 from pathloop.client.store import SlideRecord, Store
 
 
@@ -222,6 +223,28 @@ def test_the_public_surface() -> None:
         "open", "close", "add_slide", "get_slide", "find_slide", "list_slides", "add_tiling",
         "latest_tiling", "iter_tiles", "add_model_version", "get_model_version",
         "latest_model_version", "add_ranking",
-        "latest_ranking", "ranked_patches", "set_patch_status", "save_correction",
+        "latest_ranking", "ranked_patches", "set_patch_status", "get_ranked_patch",
+        "claim_patch", "release_patch", "save_correction",
         "latest_corrections", "correction_history", "audit_events",
     }  # fmt: skip
+
+
+def test_a_claim_is_held_by_one_user_and_audited(tmp_path: Path) -> None:
+    with Store.open(SiteSettings(site_id="s", data_dir=tmp_path)) as store:
+        slide, _ = store.add_slide(content_hash="c" * 64, name="x.svs", path=tmp_path / "x",
+                                   width=100, height=100, mpp_x=0.5, mpp_y=0.5)
+        ranking = store.add_ranking(slide.id, strategy="uga", patches=[
+            {"x": 0, "y": 0, "width": 50, "height": 50, "mpp": 0.5, "score_sum": 1.0,
+             "score_mean": 0.5}])
+        patch = store.ranked_patches(ranking.id)[0]
+        claimed = store.claim_patch(patch.id, "ann")
+        assert claimed.claimed_by == "ann" and claimed.claimed_at is not None
+        assert store.claim_patch(patch.id, "ann") == claimed  # one's own claim: no change
+        with pytest.raises(ConflictError, match="claimed by ann"):
+            store.claim_patch(patch.id, "bob")
+        with pytest.raises(ConflictError, match="not bob"):
+            store.release_patch(patch.id, "bob")
+        assert store.claim_patch(patch.id, "bob", force=True).claimed_by == "bob"
+        assert store.release_patch(patch.id, "bob").claimed_by is None
+        actions = [e.action for e in store.audit_events(subject=f"ranked_patch:{patch.id}")]
+        assert actions == ["ranked_patch.claim", "ranked_patch.claim", "ranked_patch.release"]
