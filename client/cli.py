@@ -171,6 +171,25 @@ def tile(
         highlight=False)
 
 
+@app.command("annotate")
+def annotate(
+    slide: str = typer.Argument(..., help="Slide id, content-hash prefix or path."),
+    mask: Path = typer.Argument(..., help="Label image (8-bit PNG/TIFF) inside the slide roots."),
+    mpp: float = typer.Option(..., "--mpp", help="The label image's µm/px."),
+) -> None:
+    """Import an earlier annotation of a slide (shown in the viewer; "keep annotation")."""
+    from pathloop.client.review import import_annotation
+    from pathloop.client.workflows import find_slide
+
+    settings = _settings()
+    with _store(settings) as store:
+        record = find_slide(store, slide)
+        raster = import_annotation(settings, store, record, mask, mpp=mpp)
+    console.print(f"slide {record.id} {record.name}: annotation {raster.shape[1]}×"
+                  f"{raster.shape[0]} px at {mpp} µm/px stored (version {raster.version})",
+                  highlight=False)
+
+
 model_app = typer.Typer(help="Train and inspect fold ensembles.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 

@@ -13,22 +13,26 @@ Masks are ``(H, W)`` uint8 label values covering the patch at its resolution (se
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pathloop.client.errors import InputError, RecordNotFoundError
+from pathloop.client.errors import InputError, MaskError, RecordNotFoundError
 from pathloop.client.loop import patch_mask_shape, save_correction_mask
+from pathloop.client.settings import SiteSettings
 from pathloop.client.store import (
     CorrectionRecord,
     PatchBox,
     RankedPatchRecord,
     RasterRecord,
+    SlideRecord,
     Store,
 )
 from pathloop.client.store.corrections import WITHDRAWN
 from pathloop.client.viewing.sampling import sample_raster
+from pathloop.client.wsi import resolve_within_roots
 
 ANNOTATION_RASTER = "annotation"
 """Kind of a slide's imported annotation raster (uint8 labels)."""
@@ -66,6 +70,43 @@ class _Box:
     height: float
     out_width: int
     out_height: int
+
+
+def import_annotation(settings: SiteSettings, store: Store, slide: SlideRecord, path: Path, *,
+                      mpp: float) -> RasterRecord:
+    """Store a label image as the slide's annotation (the "keep annotation" source).
+
+    ``path`` must lie inside the slide roots and hold an 8-bit single-channel image (PNG or
+    TIFF) of label values covering the whole slide at ``mpp`` µm/px (its size at that
+    resolution, ±1 px for rounding) with labels below the site's label count.
+
+    Raises
+    ------
+    PathOutsideRootsError, MaskError
+        The file is outside the roots, unreadable, or of the wrong size, mode or labels.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    resolved = resolve_within_roots(path, settings.slide_roots)
+    expected = (slide.width * slide.mpp_x / mpp, slide.height * slide.mpp_y / mpp)
+    try:
+        with Image.open(resolved) as image:
+            if image.mode not in ("L", "P", "1"):
+                raise MaskError(f"{resolved}: an annotation must be an 8-bit single-channel "
+                                f"image of label values, got mode {image.mode}")
+            if any(abs(got - want) > 1 for got, want in zip(image.size, expected, strict=True)):
+                raise MaskError(f"{resolved}: {image.size[0]}×{image.size[1]} px, but slide "
+                                f"{slide.id} at {mpp} µm/px is {expected[0]:.0f}×"
+                                f"{expected[1]:.0f} px")
+            labels = np.asarray(image, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as error:
+        raise MaskError(f"{resolved}: not a readable image ({error})") from None
+    top = int(labels.max(initial=0))
+    if top >= len(settings.federation.labels):
+        raise MaskError(f"{resolved}: holds label {top} but the site has "
+                        f"{len(settings.federation.labels)} labels")
+    return store.rasters.save(labels, slide.id, ANNOTATION_RASTER, mpp=mpp, downsample="mode",
+                              attributes={"source": resolved.name})
 
 
 def patch_box(patch: RankedPatchRecord) -> PatchBox:
