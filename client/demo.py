@@ -151,6 +151,8 @@ def run_demo(workdir: Path, *, n_sites: int = 3, slides_per_site: int = 2, size:
 
                 result = tile_slide(settings, store, ingested.slide, progress=step)
                 summary.rows.append(_row(site_id, sample, result, store))
+                if sample.has_masks:
+                    _save_earlier_annotation(store, ingested.slide, sample)
     if loop:
         baseline = _run_loop(workdir, sites, summary, k, profiles, notify)
         if rounds:
@@ -186,6 +188,25 @@ def _run_loop(workdir: Path, sites: dict[str, list[SyntheticSlide]], summary: De
             summary.outcomes.append(demo_loop.run_site(
                 settings, store, received, cases, pool, test, k=k, profile=retrain_profile))
     return baseline
+
+
+def _save_earlier_annotation(store: Store, slide: SlideRecord, sample: SyntheticSlide) -> None:
+    """An imperfect earlier annotation of the slide's tumour, as a site would have imported
+    (``pathloop annotate``): the ground truth at the model's µm/px, drawn a little too wide."""
+    from scipy import ndimage
+
+    from pathloop.client.demo_loop import MODEL_MPP, TUMOUR_LABEL
+    from pathloop.client.review import ANNOTATION_RASTER
+
+    step = max(1, round(MODEL_MPP / sample.mpp))
+    band = step * max(1, 2048 // step)  # rows read at a time: memory stays bounded
+    rows = [read_mask_region(sample.label_mask_path, 0, y, sample.width,
+                             min(band, sample.height - y))[::step, ::step] == TUMOUR_LABEL
+            for y in range(0, sample.height, band)]
+    tumour = ndimage.binary_dilation(np.concatenate(rows), iterations=3)
+    store.rasters.save(tumour.astype(np.uint8), slide.id, ANNOTATION_RASTER,
+                       mpp=sample.mpp * step, downsample="mode",
+                       attributes={"source": "demo: ground truth drawn 3 px too wide"})
 
 
 def pairs(store: Store, samples: list[SyntheticSlide]) -> list[tuple[SlideRecord,

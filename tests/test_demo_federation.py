@@ -48,7 +48,11 @@ def test_a_federated_round_across_the_demo_sites_refreshes_their_worklists(
         items = client.get("/api/worklist").json()
         assert items and items[0]["rank"] == 1
         detail = client.get(f"/api/slides/{items[0]['slide_id']}").json()
-        assert {"prediction", "uncertainty"} <= {o["kind"] for o in detail["overlays"]}
+        assert {"prediction", "uncertainty", "annotation"} <= {
+            o["kind"] for o in detail["overlays"]}
+        kept = client.post(f"/api/patches/{items[0]['id']}/keep-annotation",
+                           json={"base_version": items[0]["version"]})
+        assert kept.status_code == 201, kept.text
 
 
 def test_an_unknown_federation_mode_is_refused_before_any_work(tmp_path: Path) -> None:
