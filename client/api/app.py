@@ -334,8 +334,7 @@ def _add_routes(app: FastAPI) -> None:
     def save(patch_id: int, body: schemas.SaveMask, site: SiteDep, user: UserDep
              ) -> schemas.CorrectionVersion:
         """Save an edited mask as the next version (409 if ``base_version`` is stale)."""
-        _item(site, patch_id)
-        state = review.patch_state(site.store, patch_id)
+        state = _own_state(site, patch_id)
         n_labels = len(site.settings.federation.labels)
         if isinstance(body.mask, schemas.PngMask):
             mask = decode_png(body.mask.data, shape=state.mask_shape, n_labels=n_labels)
@@ -352,8 +351,7 @@ def _add_routes(app: FastAPI) -> None:
     def revert(patch_id: int, body: schemas.Revert, site: SiteDep, user: UserDep
                ) -> schemas.CorrectionVersion:
         """Save an earlier version again as the next one (0: withdraw the correction)."""
-        _item(site, patch_id)
-        state = review.patch_state(site.store, patch_id)
+        state = _own_state(site, patch_id)
         record = review.revert_patch(site.store, patch_id, to_version=body.to_version,
                                      base_version=body.base_version, author=user)
         return _saved(site, state, record)
@@ -364,8 +362,7 @@ def _add_routes(app: FastAPI) -> None:
     def accept(patch_id: int, body: schemas.Based, site: SiteDep, user: UserDep
                ) -> schemas.CorrectionVersion:
         """Save the model's prediction under the patch as the next version."""
-        _item(site, patch_id)
-        state = review.patch_state(site.store, patch_id)
+        state = _own_state(site, patch_id)
         record = review.accept_prediction(site.store, patch_id,
                                           base_version=body.base_version, author=user)
         return _saved(site, state, record)
@@ -376,8 +373,7 @@ def _add_routes(app: FastAPI) -> None:
     def keep(patch_id: int, body: schemas.Based, site: SiteDep, user: UserDep
              ) -> schemas.CorrectionVersion:
         """Save the slide's existing annotation under the patch as the next version."""
-        _item(site, patch_id)
-        state = review.patch_state(site.store, patch_id)
+        state = _own_state(site, patch_id)
         record = review.keep_annotation(site.store, patch_id,
                                         base_version=body.base_version, author=user)
         return _saved(site, state, record)
@@ -448,8 +444,15 @@ def _counts(store: Store, slide: SlideRecord) -> dict[str, int]:
     return counts
 
 
-def _item(site: Site, patch_id: int) -> schemas.WorklistItem:
+def _own_state(site: Site, patch_id: int) -> review.PatchState:
+    """A patch of one of this site's slides, with its mask size and latest version."""
     state = review.patch_state(site.store, patch_id)
+    _own_slide(site, state.patch.slide_id)
+    return state
+
+
+def _item(site: Site, patch_id: int) -> schemas.WorklistItem:
+    state = _own_state(site, patch_id)
     return convert.worklist_item(state, _own_slide(site, state.patch.slide_id))
 
 

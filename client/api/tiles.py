@@ -56,19 +56,21 @@ class ByteCache:
     def get(self, key: Hashable) -> bytes | None:
         """The cached bytes of ``key``, or ``None`` (never waits, never makes)."""
         with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-                self.hits += 1
-            return found
+            return self._hit(key)
+
+    def _hit(self, key: Hashable) -> bytes | None:
+        """Look ``key`` up with the lock held, counting a hit."""
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+            self.hits += 1
+        return found
 
     def get_or_make(self, key: Hashable, make: Callable[[], bytes]) -> bytes:
         """The cached bytes of ``key``, else ``make()`` (stored when they fit)."""
         with self._lock:
-            found = self._items.get(key)
+            found = self._hit(key)
             if found is not None:
-                self._items.move_to_end(key)
-                self.hits += 1
                 return found
             pending = self._making.get(key)
             if pending is None:
