@@ -198,7 +198,7 @@ def _run_ours(cfg: dict[str, Any]) -> dict[str, Any]:
     from pathloop.client.segmentation.ensemble import Ensemble  # torch loads here, untimed
     from pathloop.client.settings import SiteSettings
     from pathloop.client.store import Store
-    from pathloop.client.workflows import ingest_slide
+    from pathloop.client.usecases.slides import ingest_slide
 
     slide_path, out = Path(cfg["slide"]), Path(cfg["out"])
     settings = SiteSettings(data_dir=out / "store", slide_roots=(slide_path.parent,))

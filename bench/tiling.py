@@ -98,7 +98,7 @@ import json, resource, sys, tempfile, time
 from pathlib import Path
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import Store
-from pathloop.client.workflows import ingest_slide, tile_slide
+from pathloop.client.usecases.slides import ingest_slide, tile_slide
 slide = Path(sys.argv[1])
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 with tempfile.TemporaryDirectory() as data:

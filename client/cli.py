@@ -92,7 +92,7 @@ def slides_add(
     mpp: float | None = typer.Option(None, "--mpp", help="µm/px for slides that record none."),
 ) -> None:
     """Validate slides and record them in the site's store."""
-    from pathloop.client.workflows import ingest_slide
+    from pathloop.client.usecases.slides import ingest_slide
 
     settings = _settings()
     failed = 0
@@ -133,7 +133,7 @@ def slides_info(
     mpp: float | None = typer.Option(None, "--mpp", help="µm/px for slides that record none."),
 ) -> None:
     """Show a slide file's metadata (nothing is stored)."""
-    from pathloop.client.workflows import describe_slide
+    from pathloop.client.usecases.slides import describe_slide
 
     meta = describe_slide(_settings(), path, mpp=mpp)
     table = Table("field", "value", show_header=False)
@@ -150,7 +150,7 @@ def tile(
     stride: int | None = typer.Option(None, "--stride", help="Step in pixels (default: size)."),
 ) -> None:
     """Detect tissue and record the slide's tissue tiles."""
-    from pathloop.client.workflows import find_slide, tile_slide
+    from pathloop.client.usecases.slides import find_slide, tile_slide
 
     settings = _settings()
     overrides = {k: v for k, v in
@@ -178,8 +178,8 @@ def annotate(
     mpp: float = typer.Option(..., "--mpp", help="The label image's µm/px."),
 ) -> None:
     """Import an earlier annotation of a slide (shown in the viewer; "keep annotation")."""
-    from pathloop.client.review import import_annotation
-    from pathloop.client.workflows import find_slide
+    from pathloop.client.usecases.review import import_annotation
+    from pathloop.client.usecases.slides import find_slide
 
     settings = _settings()
     with _store(settings) as store:
@@ -211,8 +211,8 @@ def model_train(
     device: str = typer.Option("cpu", "--device"),
 ) -> None:
     """Train a 5-fold ensemble on tiles (and corrections); record it as a model version."""
-    from pathloop.client.loop import correction_cases, folder_cases, train_model
     from pathloop.client.segmentation import SegmentationTask, get_profile
+    from pathloop.client.usecases.models import correction_cases, folder_cases, train_model
 
     settings = _settings()
     with _store(settings) as store:
@@ -257,7 +257,7 @@ def model_import(
     name: str = typer.Option("initial", "--name", help="Name of the local model version."),
 ) -> None:
     """Take a shipped model folder (the federation's initial model) as the current model."""
-    from pathloop.client.federated import import_model
+    from pathloop.client.usecases.models import import_model
 
     settings = _settings()
     with _store(settings) as store:
@@ -317,8 +317,9 @@ def predict(
     device: str = typer.Option("cpu", "--device"),
 ) -> None:
     """Every fold over the slide's tissue: prediction and uncertainty rasters."""
-    from pathloop.client.loop import load_ensemble, predict_stored_slide
-    from pathloop.client.workflows import find_slide
+    from pathloop.client.usecases.loop import predict_stored_slide
+    from pathloop.client.usecases.models import load_ensemble
+    from pathloop.client.usecases.slides import find_slide
 
     settings = _settings()
     with _store(settings) as store, _progress() as progress:
@@ -344,9 +345,9 @@ def rank(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Rank predicted slides' patches by uncertainty and fill the worklist."""
-    from pathloop.client.loop import rank_stored_slide
     from pathloop.client.ranking import PatchSpec
-    from pathloop.client.workflows import find_slide
+    from pathloop.client.usecases.loop import rank_stored_slide
+    from pathloop.client.usecases.slides import find_slide
 
     settings = _settings()
     spec = PatchSpec(size=patch_size, mpp=patch_mpp)

@@ -21,7 +21,7 @@ from pathloop.client.sample import SyntheticSlide, make_sample_sites, read_mask_
 from pathloop.client.segmentation import TrainingProfile
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import ModelVersionRecord, SlideRecord, Store
-from pathloop.client.workflows import TilingResult, ingest_slide, tile_slide
+from pathloop.client.usecases.slides import TilingResult, ingest_slide, tile_slide
 
 if TYPE_CHECKING:
     from pathloop.client.demo_federation import RoundDice
@@ -196,7 +196,7 @@ def _save_earlier_annotation(store: Store, slide: SlideRecord, sample: Synthetic
     from scipy import ndimage
 
     from pathloop.client.demo_loop import MODEL_MPP, TUMOUR_LABEL
-    from pathloop.client.review import ANNOTATION_RASTER
+    from pathloop.client.usecases.review import ANNOTATION_RASTER
 
     step = max(1, round(MODEL_MPP / sample.mpp))
     band = step * max(1, 2048 // step)  # rows read at a time: memory stays bounded

@@ -37,11 +37,11 @@ from PIL import Image
 from pathloop.client.demo import FEDERATION_MODES, pairs, site_settings
 from pathloop.client.demo_loop import MODEL_MPP, TASK, baseline_cases
 from pathloop.client.errors import InputError
-from pathloop.client.federated import import_model
 from pathloop.client.sample import SyntheticSlide
 from pathloop.client.segmentation import Case, export_model
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import ModelVersionRecord, Store
+from pathloop.client.usecases.models import import_model
 from pathloop.server.errors import FederationError
 
 COMPLETED = "finished:completed"

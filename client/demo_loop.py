@@ -17,21 +17,19 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from pathloop.client.loop import (
-    correction_cases,
-    dice,
-    load_ensemble,
-    predict_stored_slide,
-    rank_stored_slide,
-    save_correction_mask,
-    train_model,
-)
 from pathloop.client.ranking import PatchSpec
 from pathloop.client.sample import SyntheticSlide, read_mask_region
 from pathloop.client.segmentation import TINY, Case, SegmentationTask, TrainingProfile
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import ModelVersionRecord, PatchBox, SlideRecord, Store
-from pathloop.client.workflows import open_stored_slide
+from pathloop.client.usecases.loop import (
+    dice,
+    predict_stored_slide,
+    rank_stored_slide,
+    save_correction_mask,
+)
+from pathloop.client.usecases.models import correction_cases, load_ensemble, train_model
+from pathloop.client.usecases.slides import open_stored_slide
 
 TASK = SegmentationTask("tumour", {"background": 0, "tumour": 1})
 MODEL_MPP = 2.0

@@ -40,19 +40,13 @@ from pathloop.client.experiments.monuseg import (
     list_images,
     read_nucleus_mask,
 )
-from pathloop.client.loop import (
-    MODEL_KIND,
-    dice,
-    load_ensemble,
-    predict_stored_slide,
-    rank_stored_slide,
-    train_model,
-)
 from pathloop.client.ranking import PatchSpec
 from pathloop.client.segmentation import TINY, Case, SegmentationTask
 from pathloop.client.settings import ApiSettings, FederationSettings, SiteSettings
 from pathloop.client.store import ModelVersionRecord, Store
-from pathloop.client.workflows import ingest_slide, tile_slide
+from pathloop.client.usecases.loop import dice, predict_stored_slide, rank_stored_slide
+from pathloop.client.usecases.models import MODEL_KIND, load_ensemble, train_model
+from pathloop.client.usecases.slides import ingest_slide, tile_slide
 from pathloop.client.wsi import open_slide
 
 if TYPE_CHECKING:

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from pathloop.client.api import TokenStore, create_app
 from pathloop.client.demo import run_demo, site_settings, viewer_settings
 from pathloop.client.errors import InputError
-from pathloop.client.loop import MODEL_KIND
 from pathloop.client.segmentation import TINY
 from pathloop.client.store import Store
+from pathloop.client.usecases.models import MODEL_KIND
 
 QUICK = TINY.with_overrides(num_epochs=1, iterations_per_epoch=3, val_iterations_per_epoch=1)
 

@@ -9,19 +9,12 @@ import pytest
 
 from pathloop.client.demo import run_demo, site_settings
 from pathloop.client.errors import InputError
-from pathloop.client.loop import CORRECTION_RASTER, MODEL_KIND, dice, save_correction_mask
 from pathloop.client.segmentation import TINY
 from pathloop.client.store import PatchBox, Store
+from pathloop.client.usecases.loop import CORRECTION_RASTER, save_correction_mask
+from pathloop.client.usecases.models import MODEL_KIND
 
 QUICK = TINY.with_overrides(num_epochs=1, iterations_per_epoch=3, val_iterations_per_epoch=1)
-
-
-def test_dice() -> None:
-    a = np.array([[1, 1, 0, 0]])
-    assert dice(a, a) == 1.0
-    assert dice(a, 1 - a) == 0.0
-    assert dice(a, np.array([[1, 0, 0, 0]])) == pytest.approx(2 / 3)
-    assert dice(np.zeros((2, 2)), np.zeros((2, 2))) == 1.0
 
 
 @pytest.mark.slow

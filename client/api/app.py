@@ -26,7 +26,6 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pathloop.client import review
 from pathloop.client.api import convert, schemas
 from pathloop.client.api.job_kinds import JOB_FUNCTIONS
 from pathloop.client.api.jobs import FINAL_STATES, Job, JobRunner
@@ -35,6 +34,7 @@ from pathloop.client.api.tokens import TokenStore
 from pathloop.client.errors import PathloopError
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import CorrectionRecord, SlideRecord, Store
+from pathloop.client.usecases import review
 from pathloop.client.viewing.masks import decode_png, decode_rle, encode_png
 
 logger = logging.getLogger(__name__)

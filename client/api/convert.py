@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathloop.client.api import schemas
 from pathloop.client.api.jobs import Job
-from pathloop.client.review import PatchState
 from pathloop.client.store import CorrectionRecord, SlideRecord
+from pathloop.client.usecases.review import PatchState
 from pathloop.client.viewing.colours import Legend, label_colour
 from pathloop.client.viewing.overlays import Overlay
 from pathloop.client.wsi import DeepZoomGrid

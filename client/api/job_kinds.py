@@ -33,7 +33,7 @@ def _float(params: Mapping[str, Any], key: str, default: float) -> float:
 
 def current_model(store: Store) -> ModelVersionRecord:
     """The site's current ensemble: its newest model version."""
-    from pathloop.client.loop import MODEL_KIND
+    from pathloop.client.usecases.models import MODEL_KIND
 
     version = store.latest_model_version(MODEL_KIND)
     if version is None:
@@ -45,7 +45,7 @@ def current_model(store: Store) -> ModelVersionRecord:
 def tile_job(settings: SiteSettings, store: Store, job: Job, progress: Progress
              ) -> Mapping[str, Any]:
     """Detect tissue and cut the slide into tiles."""
-    from pathloop.client.workflows import tile_slide
+    from pathloop.client.usecases.slides import tile_slide
 
     assert job.slide_id is not None
     result = tile_slide(settings, store, store.get_slide(job.slide_id),
@@ -56,7 +56,8 @@ def tile_job(settings: SiteSettings, store: Store, job: Job, progress: Progress
 def predict_job(settings: SiteSettings, store: Store, job: Job, progress: Progress
                 ) -> Mapping[str, Any]:
     """Run the current ensemble over the slide: prediction and uncertainty maps."""
-    from pathloop.client.loop import load_ensemble, predict_stored_slide
+    from pathloop.client.usecases.loop import predict_stored_slide
+    from pathloop.client.usecases.models import load_ensemble
 
     assert job.slide_id is not None
     version = current_model(store)
@@ -72,8 +73,8 @@ def predict_job(settings: SiteSettings, store: Store, job: Job, progress: Progre
 def rank_job(settings: SiteSettings, store: Store, job: Job, progress: Progress
              ) -> Mapping[str, Any]:
     """Rank the predicted slide's patches; the top ``k`` become its worklist."""
-    from pathloop.client.loop import STRATEGIES, rank_stored_slide
     from pathloop.client.ranking import PatchSpec
+    from pathloop.client.usecases.loop import STRATEGIES, rank_stored_slide
 
     assert job.slide_id is not None
     params = job.params
@@ -95,8 +96,8 @@ def train_job(settings: SiteSettings, store: Store, job: Job, progress: Progress
     """Fine-tune the current ensemble on the site's training tiles plus every correction."""
     import time
 
-    from pathloop.client.loop import correction_cases, folder_cases, train_model
     from pathloop.client.segmentation import ModelCard, get_profile
+    from pathloop.client.usecases.models import correction_cases, folder_cases, train_model
 
     parent = current_model(store)
     assert parent.weights_uri is not None

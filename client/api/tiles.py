@@ -24,8 +24,8 @@ from PIL import Image
 from pathloop.client.errors import RecordNotFoundError
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import SlideRecord, Store
+from pathloop.client.usecases.slides import open_stored_slide
 from pathloop.client.viewing.overlays import SlideOverlays
-from pathloop.client.workflows import open_stored_slide
 from pathloop.client.wsi import DeepZoomGrid, Slide, read_deepzoom_level, read_deepzoom_tile
 
 TILE_SIZE = 254

@@ -45,20 +45,18 @@ from pathloop.client.experiments.monuseg import (
     list_images,
     read_nucleus_mask,
 )
-from pathloop.client.loop import (
-    correction_cases,
-    dice,
-    load_ensemble,
-    predict_stored_slide,
-    rank_stored_site,
-    save_correction_mask,
-    train_model,
-)
 from pathloop.client.ranking import PatchCandidate, PatchSpec, SiteRanking
 from pathloop.client.segmentation import TINY, Case, SegmentationTask, TrainingProfile
 from pathloop.client.settings import SiteSettings, TilingSettings
 from pathloop.client.store import CorrectionRecord, ModelVersionRecord, PatchBox, Store
-from pathloop.client.workflows import ingest_slide, open_stored_slide
+from pathloop.client.usecases.loop import (
+    dice,
+    predict_stored_slide,
+    rank_stored_site,
+    save_correction_mask,
+)
+from pathloop.client.usecases.models import correction_cases, load_ensemble, train_model
+from pathloop.client.usecases.slides import ingest_slide, open_stored_slide
 
 NUCLEI = SegmentationTask("nuclei", {"background": 0, "nucleus": 1})
 ANNOTATOR = "expert-annotation"

@@ -21,15 +21,15 @@ from flwr.app import Array, ArrayRecord, Context, Error, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 
 from pathloop.client.errors import ConfigError, PathloopError, ProtocolError
-from pathloop.client.federated import (
+from pathloop.client.settings import SiteSettings
+from pathloop.client.store import Store
+from pathloop.client.usecases.rounds import (
     LocalData,
     RoundConfig,
     evaluate_round,
     site_status,
     train_round,
 )
-from pathloop.client.settings import SiteSettings
-from pathloop.client.store import Store
 from pathloop.server.contract import (
     ARRAYS,
     CONFIG,

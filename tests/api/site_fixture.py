@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from pathloop.client.api import TokenStore, create_app
-from pathloop.client.loop import MODEL_KIND, rank_stored_slide
 from pathloop.client.ranking import PatchSpec
 from pathloop.client.settings import ApiSettings, FederationSettings, SiteSettings
 from pathloop.client.store import Store
-from pathloop.client.workflows import ingest_slide, open_stored_slide, tile_slide
+from pathloop.client.usecases.loop import rank_stored_slide
+from pathloop.client.usecases.models import MODEL_KIND
+from pathloop.client.usecases.slides import ingest_slide, open_stored_slide, tile_slide
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
 from fake_ensemble import ThresholdFolds

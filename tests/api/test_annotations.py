@@ -11,9 +11,9 @@ from PIL import Image
 
 from pathloop.client.api import create_app
 from pathloop.client.errors import MaskError, PathOutsideRootsError
-from pathloop.client.review import import_annotation
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import Store
+from pathloop.client.usecases.review import import_annotation
 
 
 def test_an_annotation_is_imported_and_kept(site: tuple[SiteSettings, str],

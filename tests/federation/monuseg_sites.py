@@ -10,7 +10,6 @@ import tifffile
 from PIL import Image
 
 from pathloop.client.experiments.monuseg import read_nucleus_mask
-from pathloop.client.federated import import_model
 from pathloop.client.segmentation import (
     TINY,
     Case,
@@ -20,6 +19,7 @@ from pathloop.client.segmentation import (
 )
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import Store
+from pathloop.client.usecases.models import import_model
 
 NUCLEI = SegmentationTask("nuclei", {"background": 0, "nucleus": 1})
 SHORT = TINY.with_overrides(n_folds=2, num_epochs=1, iterations_per_epoch=3,

@@ -20,10 +20,10 @@ from typer.testing import CliRunner
 
 from pathloop.client.cli import app as pathloop_cli
 from pathloop.client.experiments.monuseg import by_organ, list_images
-from pathloop.client.loop import MODEL_KIND
 from pathloop.client.segmentation import export_model
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import Store
+from pathloop.client.usecases.models import MODEL_KIND
 from pathloop.server.checkpoints import CheckpointStore
 from pathloop.server.federation import read_evaluations
 from pathloop.server.flower_project import write_flower_app

@@ -15,10 +15,10 @@ from monuseg_sites import SHORT, make_site, monuseg_cases, train_model
 
 from pathloop.client.experiments.monuseg import by_organ, list_images
 from pathloop.client.federation import client_app
-from pathloop.client.loop import MODEL_KIND
 from pathloop.client.segmentation import export_model
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import Store
+from pathloop.client.usecases.models import MODEL_KIND
 from pathloop.server.checkpoints import CheckpointStore
 from pathloop.server.contract import (
     ARRAYS,

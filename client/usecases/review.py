@@ -7,7 +7,7 @@ version it was based on (``base_version``): a save based on a stale version is r
 :class:`~pathloop.client.errors.ConflictError` and stores nothing.
 
 Masks are ``(H, W)`` uint8 label values covering the patch at its resolution (see
-:func:`pathloop.client.loop.patch_mask_shape`).
+:func:`pathloop.client.usecases.loop.patch_mask_shape`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pathloop.client.errors import InputError, MaskError, RecordNotFoundError
-from pathloop.client.loop import patch_mask_shape, save_correction_mask
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import (
     CorrectionRecord,
@@ -31,6 +30,7 @@ from pathloop.client.store import (
     Store,
 )
 from pathloop.client.store.corrections import WITHDRAWN
+from pathloop.client.usecases.loop import patch_mask_shape, save_correction_mask
 from pathloop.client.viewing.sampling import sample_raster
 from pathloop.client.wsi import resolve_within_roots
 
@@ -62,12 +62,10 @@ class PatchState:
     version: int
 
 
-@dataclass(frozen=True)
-class _Box:
-    x: float
-    y: float
-    width: float
-    height: float
+@dataclass(frozen=True, slots=True)
+class _MaskBox(PatchBox):
+    """A patch's box and its label mask's size in px: what :func:`sample_raster` reads."""
+
     out_width: int
     out_height: int
 
@@ -238,7 +236,8 @@ def _under_patch(store: Store, raster: RasterRecord, box: PatchBox,
                  shape: tuple[int, int]) -> LabelMask:
     slide = store.get_slide(box.slide_id)
     values = sample_raster(store.rasters.open_raster(raster),
-                           _Box(box.x, box.y, box.width, box.height, shape[1], shape[0]),
+                           _MaskBox(box.slide_id, box.x, box.y, box.width, box.height, box.mpp,
+                                    shape[1], shape[0]),
                            slide_mpp=slide.mpp_x)
     if values.ndim != 2:
         raise InputError(f"raster {raster.id} ({raster.kind}) is not a label map")

@@ -1,4 +1,4 @@
-"""The site's side of a federated round (plain use cases; Flower lives in client/federation).
+"""The site's side of a federated round (plain use cases; Flower lives in client/federation/).
 
 A round at a site, as the aggregation server drives it:
 
@@ -21,32 +21,28 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from pathloop.client.errors import InputError, ProtocolError
-from pathloop.client.loop import (
-    MODEL_KIND,
-    correction_cases,
-    dice,
-    folder_cases,
-    load_ensemble,
-    model_dir,
-    predict_stored_slide,
-    rank_stored_slide,
-    train_model,
-)
 from pathloop.client.ranking import PatchSpec
 from pathloop.client.segmentation import Case, ModelCard, SegmentationTask, get_profile
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import ModelVersionRecord, Store
+from pathloop.client.usecases.loop import dice, predict_stored_slide, rank_stored_slide
+from pathloop.client.usecases.models import (
+    MODEL_KIND,
+    correction_cases,
+    folder_cases,
+    load_ensemble,
+    model_dir,
+    train_model,
+)
 from pathloop.server.contract import PROTOCOL_VERSION, ConfigKey, MetricKey, plans_digest
 
 logger = logging.getLogger(__name__)
@@ -239,27 +235,6 @@ def refresh_worklists(settings: SiteSettings, store: Store, version: ModelVersio
     return len(slides)
 
 
-def import_model(settings: SiteSettings, store: Store, folder: Path, name: str
-                 ) -> ModelVersionRecord:
-    """Take a shipped model folder (the federation's initial model) as the site's current."""
-    from pathloop.client.segmentation import Ensemble
-
-    Ensemble.load(folder)  # every fold present and fitting its plans, or a clear error
-    target = model_dir(settings, name)
-    if target.exists():
-        raise InputError(f"model {name!r} already exists at {target}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.parent / f".{name}.importing-{time.time_ns()}"
-    try:
-        shutil.copytree(folder, staging, ignore=shutil.ignore_patterns("arrays.npz"))
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return store.add_model_version(name=name, kind=MODEL_KIND, weights_uri=str(target),
-                                   provenance={"imported": True}, actor="site-operator")
-
-
 def site_status(settings: SiteSettings, store: Store) -> dict[str, float]:
     """Counts for the central team: slides, corrections, pending worklist patches."""
     slides = store.list_slides(settings.site_id)
@@ -274,4 +249,4 @@ def site_status(settings: SiteSettings, store: Store) -> dict[str, float]:
 
 
 __all__ = ["LocalData", "RoundConfig", "adopt_global", "evaluate_round", "held_out_dice",
-           "import_model", "refresh_worklists", "site_status", "train_round"]
+           "refresh_worklists", "site_status", "train_round"]

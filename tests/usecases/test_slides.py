@@ -18,7 +18,7 @@ from pathloop.client.errors import (
 )
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import Store
-from pathloop.client.workflows import find_slide, ingest_slide, tile_slide
+from pathloop.client.usecases.slides import find_slide, ingest_slide, tile_slide
 
 
 @pytest.fixture

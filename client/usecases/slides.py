@@ -1,7 +1,8 @@
-"""Use cases shared by the CLI, the site API and the Flower ClientApp.
+"""Use cases of slides: describe, ingest, find, open again and tile.
 
-Each takes the :class:`SiteSettings` and an open :class:`Store` from its caller (the edge) and
-returns plain records; none prints, reads the environment or knows about its caller.
+``pathloop slides add|info`` and ``pathloop tile`` (and the site API's tile job). A slide is
+read only from inside the configured slide roots; the store keeps its record, its tissue mask
+raster and its tiles.
 """
 
 from __future__ import annotations

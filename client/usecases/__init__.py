@@ -1,0 +1,20 @@
+"""What a site can do, one module per verb group of the CLI and the site API.
+
+:mod:`~.slides`
+    ``slides add|info``, ``tile``: describe, ingest, find and tile slides.
+:mod:`~.models`
+    ``model train|import``: train fold ensembles, take a shipped one, load one.
+:mod:`~.loop`
+    ``predict``, ``rank``: the UGA loop on stored slides, and corrections saved as masks.
+:mod:`~.review`
+    the viewer's worklist: masks, saves, undo, accept, keep, skip; ``annotate``.
+:mod:`~.rounds`
+    the site's side of a federated round (adopt, train, evaluate, status).
+
+The contract, for every function here: the caller (an edge: the CLI, the site API, the Flower
+ClientApp, the demo) builds the :class:`~pathloop.client.settings.SiteSettings` and opens the
+:class:`~pathloop.client.store.Store`, and hands both in; the use case returns frozen records
+(dataclasses or the store's records) and raises :class:`~pathloop.client.errors.PathloopError`
+for anything a user can fix. No use case prints, reads the environment or imports a web,
+CLI or federation framework (import-linter checks the last).
+"""
