@@ -406,7 +406,7 @@ def demo(
         console.print(line, highlight=False)
     if serve_viewer:
         from pathloop.client.api import TokenStore
-        from pathloop.client.serving import serve, viewer_url
+        from pathloop.client.api.serving import serve, viewer_url
 
         settings = viewer_settings(summary)
         token = TokenStore.for_data_dir(settings.data_dir).add("demo-pathologist")
@@ -447,7 +447,7 @@ def serve(
     port: int | None = typer.Option(None, "--port", min=1, max=65535, help="[api] port."),
 ) -> None:
     """Run the site service: the API and the viewer, until interrupted."""
-    from pathloop.client.serving import first_token, serve, viewer_url
+    from pathloop.client.api.serving import first_token, serve, viewer_url
 
     settings = _settings()
     token = first_token(settings)

@@ -1,4 +1,4 @@
-"""The Flower ClientApp of a site: messages in, :mod:`pathloop.client.federated` use cases.
+"""The Flower ClientApp of a site: messages in, :mod:`pathloop.client.usecases.rounds` out.
 
 The SuperNode names the site's config file in its node config::
 

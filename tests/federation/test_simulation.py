@@ -9,9 +9,9 @@ import pytest
 from monuseg_sites import make_site, monuseg_cases, train_model
 
 from pathloop.client.experiments.monuseg import by_organ, list_images
+from pathloop.client.federation.simulation import run_simulated_federation
 from pathloop.client.segmentation import export_model
 from pathloop.client.settings import SiteSettings
-from pathloop.client.simulation import run_simulated_federation
 from pathloop.client.store import Store
 from pathloop.client.usecases.models import MODEL_KIND
 from pathloop.server.checkpoints import CheckpointStore

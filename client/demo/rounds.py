@@ -3,8 +3,8 @@
 Two ways to run the same ServerApp logic and ClientApp handlers:
 
 ``simulation`` (the default)
-    Flower's Simulation Runtime (:mod:`pathloop.client.simulation`): one virtual SuperNode
-    per site, Ray actors on this machine.
+    Flower's Simulation Runtime (:mod:`pathloop.client.federation.simulation`): one virtual
+    SuperNode per site, Ray actors on this machine.
 ``loopback``
     A real deployment on this machine (:class:`~pathloop.server.loopback.LoopbackFederation`):
     a SuperLink with TLS and SuperNode authentication, one SuperNode per site, each running
@@ -34,8 +34,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from pathloop.client.demo import FEDERATION_MODES, pairs, site_settings
-from pathloop.client.demo_loop import MODEL_MPP, TASK, baseline_cases
+from pathloop.client.demo.sites import pairs, site_settings
+from pathloop.client.demo.uga import MODEL_MPP, TASK, baseline_cases
 from pathloop.client.errors import InputError
 from pathloop.client.sample import SyntheticSlide
 from pathloop.client.segmentation import Case, export_model
@@ -45,6 +45,8 @@ from pathloop.client.usecases.models import import_model
 from pathloop.server.errors import FederationError
 
 COMPLETED = "finished:completed"
+FEDERATION_MODES = ("simulation", "loopback")
+"""How the demo can run its federated rounds (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def run_federated_rounds(workdir: Path, sites: dict[str, list[SyntheticSlide]],
 
 
 def _simulate(configs: list[Path], run_config: dict[str, object]) -> dict[int, str]:
-    from pathloop.client.simulation import run_simulated_federation
+    from pathloop.client.federation.simulation import run_simulated_federation
     from pathloop.server.settings import ServerSettings
 
     result = run_simulated_federation(configs, ServerSettings.from_run_config(run_config),
@@ -160,4 +162,4 @@ def _write_tiles(cases: Iterable[Case], folder: Path) -> Path:
     return folder
 
 
-__all__ = ["RoundDice", "run_federated_rounds"]
+__all__ = ["FEDERATION_MODES", "RoundDice", "run_federated_rounds"]

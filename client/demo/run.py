@@ -1,54 +1,28 @@
 """``pathloop demo``: the site loop on sample slides the demo makes itself.
 
-Each simulated site gets its own node folder (store and rasters), as it would in a
-hospital; the slides come from :mod:`pathloop.client.sample`, never from real data. The
-stages: tiling, the UGA loop (:mod:`~pathloop.client.demo_loop`), federated rounds
-(:mod:`~pathloop.client.demo_federation`).
+The stages: the sites (:mod:`~pathloop.client.demo.sites`: sample slides, each site's node
+ingesting and tiling its own), the UGA loop (:mod:`~pathloop.client.demo.uga`), federated
+rounds (:mod:`~pathloop.client.demo.rounds`). :func:`run_demo` runs them in turn.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
-
+from pathloop.client.demo import uga
+from pathloop.client.demo.rounds import FEDERATION_MODES, RoundDice, run_federated_rounds
+from pathloop.client.demo.sites import DemoRow, build_site, pairs, site_settings
+from pathloop.client.demo.uga import TASK, SiteOutcome
 from pathloop.client.errors import InputError
-from pathloop.client.sample import SyntheticSlide, make_sample_sites, read_mask_region
+from pathloop.client.sample import SyntheticSlide, make_sample_sites
 from pathloop.client.segmentation import TrainingProfile
 from pathloop.client.settings import SiteSettings
-from pathloop.client.store import ModelVersionRecord, SlideRecord, Store
-from pathloop.client.usecases.slides import TilingResult, ingest_slide, tile_slide
-
-if TYPE_CHECKING:
-    from pathloop.client.demo_federation import RoundDice
-    from pathloop.client.demo_loop import SiteOutcome
-
-#: How the demo runs its federated rounds (see :mod:`pathloop.client.demo_federation`).
-FEDERATION_MODES = ("simulation", "loopback")
+from pathloop.client.store import ModelVersionRecord, Store
 
 DemoProgress = Callable[[str, int, int], None]
 """Called with ``(what, done, total)``."""
-
-
-@dataclass(frozen=True)
-class DemoRow:
-    """One sample slide after ingestion and tiling."""
-
-    site_id: str
-    slide_name: str
-    width: int
-    height: int
-    mpp: float
-    tissue_fraction: float
-    kept: int
-    dropped_background: int
-    seconds: float
-    on_true_tissue: float
-    """Fraction of kept tiles at least 25% on ground-truth tissue (the tiling threshold)."""
 
 
 @dataclass(frozen=True)
@@ -88,20 +62,12 @@ class DemoSummary:
         return lines
 
 
-def site_settings(workdir: Path, site_id: str) -> SiteSettings:
-    """The settings of one simulated site node inside the demo folder."""
-    return SiteSettings(site_id=site_id, data_dir=workdir / site_id,
-                        slide_roots=(workdir / "samples",))
-
-
 def viewer_settings(summary: DemoSummary) -> SiteSettings:
     """The settings to serve the viewer with: the demo's first site that has a worklist.
 
     That site predicted, ranked and corrected its slides in the loop (the first site only
     trained the baseline). Its federation config is used when the rounds wrote one.
     """
-    from pathloop.client.demo_loop import TASK
-
     site_ids = list(summary.site_dirs)
     site_id = summary.outcomes[0].site_id if summary.outcomes else site_ids[0]
     config = summary.site_dirs[site_id] / "pathloop.toml"
@@ -119,9 +85,9 @@ def run_demo(workdir: Path, *, n_sites: int = 3, slides_per_site: int = 2, size:
              progress: DemoProgress | None = None) -> DemoSummary:
     """Make sample slides for ``n_sites`` sites, ingest and tile them at each site's node,
     then (``loop``) run the UGA loop: baseline at the first site, worklists, corrections
-    and retraining at the others (:mod:`pathloop.client.demo_loop`), and ``rounds``
+    and retraining at the others (:mod:`pathloop.client.demo.uga`), and ``rounds``
     federated rounds across all sites in Flower's ``simulation`` or a ``loopback``
-    deployment (:mod:`pathloop.client.demo_federation`).
+    deployment (:mod:`pathloop.client.demo.rounds`).
 
     The sample slides are kept between runs; the site nodes' folders are made anew.
     ``profiles`` are the (baseline, retraining) training profiles.
@@ -137,27 +103,12 @@ def run_demo(workdir: Path, *, n_sites: int = 3, slides_per_site: int = 2, size:
                               slides_per_site=slides_per_site, size=size, seed=seed)
     summary = DemoSummary(workdir)
     for site_id, slides in sites.items():
-        settings = site_settings(workdir, site_id)
-        summary.site_dirs[site_id] = settings.data_dir
-        shutil.rmtree(settings.data_dir, ignore_errors=True)
-        with Store.open(settings) as store:
-            for sample in slides:
-                ingested = ingest_slide(settings, store, sample.slide_path)
-
-                label = f"{site_id}: tiling {sample.slide_path.name}"
-
-                def step(done: int, total: int, label: str = label) -> None:
-                    notify(label, done, total)
-
-                result = tile_slide(settings, store, ingested.slide, progress=step)
-                summary.rows.append(_row(site_id, sample, result, store))
-                if sample.has_masks:
-                    _save_earlier_annotation(store, ingested.slide, sample)
+        site_dir, rows = build_site(workdir, site_id, slides, notify)
+        summary.site_dirs[site_id] = site_dir
+        summary.rows.extend(rows)
     if loop:
         baseline = _run_loop(workdir, sites, summary, k, profiles, notify)
         if rounds:
-            from pathloop.client.demo_federation import run_federated_rounds
-
             notify(f"{rounds} federated rounds across {len(sites)} sites (Flower, "
                    f"{federation})", 0, rounds)
             summary.rounds.extend(run_federated_rounds(workdir, sites, baseline,
@@ -169,61 +120,21 @@ def run_demo(workdir: Path, *, n_sites: int = 3, slides_per_site: int = 2, size:
 def _run_loop(workdir: Path, sites: dict[str, list[SyntheticSlide]], summary: DemoSummary,
               k: int, profiles: tuple[TrainingProfile, TrainingProfile] | None,
               notify: DemoProgress) -> ModelVersionRecord:
-    from pathloop.client import demo_loop
-
-    base_profile, retrain_profile = profiles or (demo_loop.DEMO_PROFILE,
-                                                 demo_loop.RETRAIN_PROFILE)
+    base_profile, retrain_profile = profiles or (uga.DEMO_PROFILE, uga.RETRAIN_PROFILE)
     (first, first_slides), *others = sites.items()
     notify(f"{first}: training the baseline 5-fold ensemble", 0, len(sites))
     settings = site_settings(workdir, first)
     with Store.open(settings) as store:
-        baseline, cases = demo_loop.train_baseline(settings, store,
-                                                   pairs(store, first_slides), base_profile)
+        baseline, cases = uga.train_baseline(settings, store, pairs(store, first_slides),
+                                             base_profile)
     for done, (site_id, slides) in enumerate(others, start=1):
         notify(f"{site_id}: predict, rank, correct, retrain", done, len(sites))
         settings = site_settings(workdir, site_id)
         with Store.open(settings) as store:
-            received = demo_loop.receive_model(store, baseline, first)
+            received = uga.receive_model(store, baseline, first)
             pool, test = pairs(store, slides)[:2]
-            summary.outcomes.append(demo_loop.run_site(
+            summary.outcomes.append(uga.run_site(
                 settings, store, received, cases, pool, test, k=k, profile=retrain_profile))
     return baseline
 
 
-def _save_earlier_annotation(store: Store, slide: SlideRecord, sample: SyntheticSlide) -> None:
-    """An imperfect earlier annotation of the slide's tumour, as a site would have imported
-    (``pathloop annotate``): the ground truth at the model's µm/px, drawn a little too wide."""
-    from scipy import ndimage
-
-    from pathloop.client.demo_loop import MODEL_MPP, TUMOUR_LABEL
-    from pathloop.client.usecases.review import ANNOTATION_RASTER
-
-    step = max(1, round(MODEL_MPP / sample.mpp))
-    band = step * max(1, 2048 // step)  # rows read at a time: memory stays bounded
-    rows = [read_mask_region(sample.label_mask_path, 0, y, sample.width,
-                             min(band, sample.height - y))[::step, ::step] == TUMOUR_LABEL
-            for y in range(0, sample.height, band)]
-    tumour = ndimage.binary_dilation(np.concatenate(rows), iterations=3)
-    store.rasters.save(tumour.astype(np.uint8), slide.id, ANNOTATION_RASTER,
-                       mpp=sample.mpp * step, downsample="mode",
-                       attributes={"source": "demo: ground truth drawn 3 px too wide"})
-
-
-def pairs(store: Store, samples: list[SyntheticSlide]) -> list[tuple[SlideRecord,
-                                                                     SyntheticSlide]]:
-    """The stored slide record of each sample slide, in the samples' order."""
-    by_name = {record.name: record for record in store.list_slides()}
-    return [(by_name[sample.slide_path.name], sample) for sample in samples]
-
-
-def _row(site_id: str, sample: SyntheticSlide, result: TilingResult, store: Store) -> DemoRow:
-    hits = []
-    for tile in store.iter_tiles(result.tiling.id):
-        width = min(tile.width, sample.width - tile.x)
-        height = min(tile.height, sample.height - tile.y)
-        labels = read_mask_region(sample.label_mask_path, tile.x, tile.y, width, height)
-        hits.append(np.count_nonzero(labels) >= 0.25 * tile.width * tile.height)
-    slide = result.slide
-    return DemoRow(site_id, slide.name, slide.width, slide.height, slide.mpp_x,
-                   result.tissue_fraction, result.kept, result.dropped_background,
-                   result.seconds, float(np.mean(hits)) if hits else 0.0)
