@@ -1,5 +1,5 @@
 """``python -m pathloop.client`` runs the ``pathloop`` command."""
 
-from pathloop.client.cli import main
+from pathloop.client.cli.app import main
 
 main()

@@ -18,7 +18,7 @@ import pytest
 from monuseg_sites import make_site, monuseg_cases, train_model
 from typer.testing import CliRunner
 
-from pathloop.client.cli import app as pathloop_cli
+from pathloop.client.cli.app import app as pathloop_cli
 from pathloop.client.experiments.monuseg import by_organ, list_images
 from pathloop.client.segmentation import export_model
 from pathloop.client.settings import SiteSettings

@@ -20,7 +20,7 @@ from flwr.common.config import get_fab_config, validate_config
 from PIL import Image
 from typer.testing import CliRunner
 
-from pathloop.client.cli import app as pathloop_cli
+from pathloop.client.cli.app import app as pathloop_cli
 from pathloop.server.credentials import make_node_key, make_server_credentials
 from pathloop.server.deployment import ServerLayout, superlink_command, supernode_command
 from pathloop.server.errors import FederationError

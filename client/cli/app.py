@@ -1,0 +1,60 @@
+"""The ``pathloop`` command's wiring: every command and sub-app, and where it lives.
+
+A :class:`~pathloop.client.errors.PathloopError` or the aggregation server's
+:class:`~pathloop.server.errors.FederationError` (:data:`~pathloop.client.cli.context.USER_ERRORS`)
+is printed as one line on stderr with exit code 1; anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import typer
+
+from pathloop.client.cli import demo, evaluation, loop, model, serve, site, slides
+from pathloop.client.cli.context import USER_ERRORS, CliState, print_error
+from pathloop.server.cli import app as server_app
+
+app = typer.Typer(help="pathloop: federated human-in-the-loop pathology, the site node.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(None, "--config", "-c", envvar="PATHLOOP_CONFIG",
+                                       help="Site config file (TOML)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = CliState(config)
+
+
+app.command("tile")(slides.tile)
+app.command("annotate")(slides.annotate)
+app.command("predict")(loop.predict)
+app.command("rank")(loop.rank)
+app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
+app.add_typer(slides.app, name="slides")
+app.add_typer(server_app, name="server")
+app.add_typer(model.app, name="model")
+app.add_typer(site.app, name="site")
+app.add_typer(serve.api_app, name="api")
+app.add_typer(evaluation.app, name="eval")
+
+
+def main() -> None:
+    """Entry point: run the app, turning deliberate errors into one line and exit 1."""
+    try:
+        app()
+    except USER_ERRORS as error:
+        print_error(error)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
