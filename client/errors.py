@@ -1,29 +1,31 @@
 """The one exception tree of the site node.
 
 Every error a user, a file or another site can cause is a :class:`PathloopError`. Each carries
-the data a user needs to act (the file, what was expected, what was found) and an
-``http_status`` the site API maps it to. The CLI prints ``str(error)`` on one line and exits
-non-zero; anything outside this tree is a bug and keeps its traceback.
+the data a user needs to act (the file, what was expected, what was found): what went wrong
+and where, not how a caller reports it. The CLI prints ``str(error)`` on one line and exits
+non-zero; the site API answers with the HTTP status its table gives the class
+(:mod:`pathloop.client.api.errors`); anything outside this tree is a bug and keeps its
+traceback.
 
 ::
 
-    PathloopError (500)
-    ├── ConfigError (500)                 bad or missing settings
-    ├── InputError (422)                  something a user or a file sent is wrong
-    │   ├── PathOutsideRootsError (403)   a path outside the configured data roots
-    │   ├── SlideError (422)              a slide cannot be used
-    │   │   ├── SlideNotFoundError (404)
-    │   │   ├── UnsupportedSlideError (415)
-    │   │   ├── CorruptSlideError (422)
-    │   │   └── MissingResolutionError (422)
-    │   ├── RegionError (422)             a requested region or resolution is impossible
-    │   │   └── TileOutOfRangeError (404) a deep-zoom tile outside the slide's pyramid
-    │   ├── MaskError (422)               an uploaded mask of the wrong size, type or format
-    │   └── ProtocolError (422)           a federation message breaks the wire contract
-    └── StoreError (500)                  the local store
-        ├── RecordNotFoundError (404)
-        ├── ConflictError (409)           a save based on a stale version
-        └── SchemaError (500)             the database is not at the expected migration
+    PathloopError
+    ├── ConfigError                   bad or missing settings
+    ├── InputError                    something a user or a file sent is wrong
+    │   ├── PathOutsideRootsError     a path outside the configured data roots
+    │   ├── SlideError                a slide cannot be used
+    │   │   ├── SlideNotFoundError
+    │   │   ├── UnsupportedSlideError
+    │   │   ├── CorruptSlideError
+    │   │   └── MissingResolutionError
+    │   ├── RegionError               a requested region or resolution is impossible
+    │   │   └── TileOutOfRangeError   a deep-zoom tile outside the slide's pyramid
+    │   ├── MaskError                 an uploaded mask of the wrong size, type or format
+    │   └── ProtocolError             a federation message breaks the wire contract
+    └── StoreError                    the local store
+        ├── RecordNotFoundError
+        ├── ConflictError             a save based on a stale version
+        └── SchemaError               the database is not at the expected migration
 """
 
 from __future__ import annotations
@@ -33,8 +35,6 @@ from pathlib import Path
 
 class PathloopError(Exception):
     """Root of every error pathloop raises on purpose."""
-
-    http_status: int = 500
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -51,13 +51,9 @@ class ConfigError(PathloopError):
 class InputError(PathloopError):
     """Something a user, a file or another site sent is wrong."""
 
-    http_status = 422
-
 
 class PathOutsideRootsError(InputError):
     """A path resolves outside every configured data root."""
-
-    http_status = 403
 
     def __init__(self, path: Path | str, roots: list[Path]) -> None:
         self.path = Path(path)
@@ -78,13 +74,9 @@ class SlideError(InputError):
 class SlideNotFoundError(SlideError):
     """The slide file does not exist (or is not a regular file)."""
 
-    http_status = 404
-
 
 class UnsupportedSlideError(SlideError):
     """No slide backend can read this file's format."""
-
-    http_status = 415
 
 
 class CorruptSlideError(SlideError):
@@ -102,8 +94,6 @@ class RegionError(InputError):
 class TileOutOfRangeError(RegionError):
     """A deep-zoom level, column or row outside the slide's pyramid."""
 
-    http_status = 404
-
 
 class MaskError(InputError):
     """An uploaded label mask has the wrong size, data type, labels or encoding."""
@@ -120,13 +110,9 @@ class StoreError(PathloopError):
 class RecordNotFoundError(StoreError):
     """A record asked for by id or hash does not exist."""
 
-    http_status = 404
-
 
 class ConflictError(StoreError):
     """A save was based on a version that is no longer the latest."""
-
-    http_status = 409
 
 
 class SchemaError(StoreError):

@@ -1,4 +1,5 @@
-"""The site API: a FastAPI app factory, thin over the use cases (see :func:`create_app`)."""
+"""The site API: a FastAPI app factory (:func:`create_app`), routers by resource
+(:mod:`.routes`), thin over the use cases; :mod:`.serving` runs it with uvicorn."""
 
 from pathloop.client.api.app import create_app
 from pathloop.client.api.tokens import TokenStore

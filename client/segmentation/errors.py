@@ -2,14 +2,14 @@
 
 ::
 
-    PathloopError (500)
-    ├── InputError (422)
-    │   ├── DatasetError (422)            cases or labels handed to the export are unusable
-    │   └── ArrayInputError (422)         an array breaks a function's shape/dtype contract
-    └── ModelError (500)                  a model folder cannot be used
-        ├── MissingFoldError (500)        a fold's checkpoint is absent
-        ├── PlansMismatchError (500)      plans.json does not describe the checkpoint weights
-        └── TrainingError (500)           nnU-Net failed while planning or training
+    PathloopError
+    ├── InputError
+    │   ├── DatasetError            cases or labels handed to the export are unusable
+    │   └── ArrayInputError         an array breaks a function's shape/dtype contract
+    └── ModelError                  a model folder cannot be used
+        ├── MissingFoldError        a fold's checkpoint is absent
+        ├── PlansMismatchError      plans.json does not describe the checkpoint weights
+        └── TrainingError           nnU-Net failed while planning or training
 
 Every model error names the folder or file concerned, so the one-line CLI message is enough
 to act on.

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pathloop.client.api.errors import status_code
 from pathloop.client.errors import InputError
 from pathloop.client.segmentation import (
     Case,
@@ -112,7 +113,7 @@ def test_export_with_an_extra_channel_writes_one_file_per_channel(tmp_path: Path
 def test_export_refuses_bad_cases(tmp_path: Path, case: Case, message: str) -> None:
     with pytest.raises(DatasetError, match=message) as raised:
         export_dataset([case], tmp_path / "ds", NUCLEI, mpp=0.5)
-    assert isinstance(raised.value, InputError) and raised.value.http_status == 422
+    assert isinstance(raised.value, InputError) and status_code(raised.value) == 422
 
 
 def test_export_refuses_duplicates_empty_input_and_missing_extra(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from tiny_nnunet import NUCLEI, TrainedModel, random_model_folder
 
+from pathloop.client.api.errors import status_code
 from pathloop.client.errors import ConfigError, InputError, PathloopError
 from pathloop.client.segmentation import (
     ArrayInputError,
@@ -131,7 +132,7 @@ def test_wrong_inputs_are_refused(random_model: Path, images: object, expected: 
     ensemble = Ensemble.load(random_model)
     with pytest.raises(ArrayInputError, match=expected) as raised:
         ensemble.predict_folds(images)  # type: ignore[arg-type]
-    assert isinstance(raised.value, InputError) and raised.value.http_status == 422
+    assert isinstance(raised.value, InputError) and status_code(raised.value) == 422
     assert "images" in str(raised.value)
 
 

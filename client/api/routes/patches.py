@@ -1,0 +1,103 @@
+"""A worklist patch's correction: its mask, its versions, and the saves that add one
+(edit, revert or withdraw, accept the prediction, keep the annotation)."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Annotated, Protocol
+
+from fastapi import APIRouter, Query, Response
+
+from pathloop.client.api import convert, schemas
+from pathloop.client.api.dependencies import (
+    ERRORS,
+    PNG,
+    Site,
+    SiteDep,
+    UserDep,
+    own_item,
+    own_state,
+)
+from pathloop.client.store import CorrectionRecord, Store
+from pathloop.client.usecases import review
+from pathloop.client.viewing.masks import decode_png, decode_rle, encode_png
+
+router = APIRouter(prefix="/api/patches/{patch_id}", tags=["corrections"], responses=ERRORS)
+
+
+@router.get("/mask", responses={200: PNG}, response_class=Response)
+def get_mask(patch_id: int, site: SiteDep, user: UserDep,
+             source: review.MaskSource = "latest",
+             version: Annotated[int | None, Query(ge=0)] = None) -> Response:
+    """The patch's label mask (8-bit grey PNG, pixel = label)."""
+    own_item(site, patch_id)
+    mask = review.patch_mask(site.store, patch_id, source, version)
+    return Response(encode_png(mask), media_type="image/png")
+
+
+@router.get("/versions", response_model=list[schemas.CorrectionVersion])
+def versions(patch_id: int, site: SiteDep, user: UserDep
+             ) -> list[schemas.CorrectionVersion]:
+    """Every version of the patch's correction, oldest first."""
+    own_item(site, patch_id)
+    return [convert.correction_version(r)
+            for r in review.patch_history(site.store, patch_id)]
+
+
+@router.post("/versions", response_model=schemas.CorrectionVersion, status_code=201)
+def save(patch_id: int, body: schemas.SaveMask, site: SiteDep, user: UserDep
+         ) -> schemas.CorrectionVersion:
+    """Save an edited mask as the next version (409 if ``base_version`` is stale)."""
+    state = own_state(site, patch_id)
+    n_labels = len(site.settings.federation.labels)
+    if isinstance(body.mask, schemas.PngMask):
+        mask = decode_png(body.mask.data, shape=state.mask_shape, n_labels=n_labels)
+    else:
+        mask = decode_rle(width=body.mask.width, height=body.mask.height,
+                          values=body.mask.values, counts=body.mask.counts,
+                          shape=state.mask_shape, n_labels=n_labels)
+    record = review.save_patch_mask(site.store, patch_id, mask, author=user,
+                                    base_version=body.base_version)
+    return _saved(site, state, record)
+
+
+@router.post("/revert", response_model=schemas.CorrectionVersion, status_code=201)
+def revert(patch_id: int, body: schemas.Revert, site: SiteDep, user: UserDep
+           ) -> schemas.CorrectionVersion:
+    """Save an earlier version again as the next one (0: withdraw the correction)."""
+    return _append(site, patch_id, user, body.base_version,
+                   partial(review.revert_patch, to_version=body.to_version))
+
+
+@router.post("/accept-prediction", response_model=schemas.CorrectionVersion, status_code=201)
+def accept(patch_id: int, body: schemas.Based, site: SiteDep, user: UserDep
+           ) -> schemas.CorrectionVersion:
+    """Save the model's prediction under the patch as the next version."""
+    return _append(site, patch_id, user, body.base_version, review.accept_prediction)
+
+
+@router.post("/keep-annotation", response_model=schemas.CorrectionVersion, status_code=201)
+def keep(patch_id: int, body: schemas.Based, site: SiteDep, user: UserDep
+         ) -> schemas.CorrectionVersion:
+    """Save the slide's existing annotation under the patch as the next version."""
+    return _append(site, patch_id, user, body.base_version, review.keep_annotation)
+
+
+class _Action(Protocol):
+    """A review use case that appends a version to a patch's correction."""
+
+    def __call__(self, store: Store, patch_id: int, *, base_version: int, author: str
+                 ) -> CorrectionRecord: ...
+
+
+def _append(site: Site, patch_id: int, user: str, base_version: int, action: _Action
+            ) -> schemas.CorrectionVersion:
+    state = own_state(site, patch_id)
+    return _saved(site, state, action(site.store, patch_id, base_version=base_version,
+                                      author=user))
+
+
+def _saved(site: Site, state: review.PatchState, record: CorrectionRecord
+           ) -> schemas.CorrectionVersion:
+    site.tiles.forget_overlays(state.patch.slide_id)
+    return convert.correction_version(record)
