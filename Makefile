@@ -47,12 +47,15 @@ lint:
 	$(BIN)/ruff check .
 
 # mypy cannot follow setuptools' editable-install finder, so it reads the packages through
-# a folder of symlinks laid out as they are installed (pathloop/client -> client/, …).
+# a folder of symlinks laid out as they are installed (pathloop/client -> client/, …), and
+# the tests' support package (the shared test doubles) beside them.
 typecheck:
 	mkdir -p .typecheck/pathloop
 	ln -sfn ../../client .typecheck/pathloop/client
 	ln -sfn ../../server .typecheck/pathloop/server
-	cd .typecheck && ../$(BIN)/mypy --config-file ../pyproject.toml -p pathloop.client -p pathloop.server
+	ln -sfn ../tests/support .typecheck/support
+	cd .typecheck && ../$(BIN)/mypy --config-file ../pyproject.toml -p pathloop.client \
+		-p pathloop.server -p support
 
 imports:
 	$(BIN)/lint-imports

@@ -187,9 +187,9 @@ def screenshot(settings: SiteSettings, token: str, out: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     # The browser tests' helpers: the service in a thread, chromium's flags, the viewer's waits.
-    sys.path[:0] = [str(REPO / "tests" / "e2e"), str(REPO / "tests" / "api")]
-    import site_fixture
-    import viewer_page as page_helpers
+    sys.path[:0] = [str(REPO / "tests")]  # the tests' support package
+    from support import site as site_fixture
+    from support import viewer_page as page_helpers
 
     e2e = _load("e2e_conftest", REPO / "tests" / "e2e" / "conftest.py")
 

@@ -14,7 +14,7 @@ softmax for a batch of tiles::
 
 Importing this package does not import torch: :class:`Ensemble`, :func:`train_ensemble`
 and :class:`TrainingEvent` are loaded on first use. Code that only needs the seam types
-against :class:`FoldPredictor` (and tests use :class:`FakeFoldPredictor`).
+against :class:`FoldPredictor` (tests use the numpy fake in ``tests/support/folds.py``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from pathloop.client.segmentation.errors import (
     PlansMismatchError,
     TrainingError,
 )
-from pathloop.client.segmentation.fake import FakeFoldPredictor
 from pathloop.client.segmentation.model_card import ModelCard
 from pathloop.client.segmentation.profiles import (
     NNUNET,
@@ -83,7 +82,6 @@ __all__ = [
     "Channel",
     "DatasetError",
     "Ensemble",
-    "FakeFoldPredictor",
     "FoldPredictor",
     "MissingFoldError",
     "ModelCard",

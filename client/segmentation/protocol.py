@@ -2,8 +2,8 @@
 
 Other packages (slide inference, ranking, the demo) type against :class:`FoldPredictor`
 and never import torch or nnunetv2; this module imports neither. The real implementation
-is :class:`pathloop.client.segmentation.ensemble.Ensemble`; a numpy fake for fast tests is
-:class:`pathloop.client.segmentation.fake.FakeFoldPredictor`.
+is :class:`pathloop.client.segmentation.ensemble.Ensemble`; the numpy fake every fast test
+uses is ``ThresholdFolds`` in ``tests/support/folds.py``.
 """
 
 from __future__ import annotations

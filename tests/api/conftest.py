@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from site_fixture import make_site
+from support.site import make_site
 
 from pathloop.client.api import create_app
 from pathloop.client.settings import SiteSettings

@@ -1,6 +1,6 @@
 """Browser end-to-end tests: Debian's chromium, headless, driving the real site service.
 
-The service runs in a thread on a free 127.0.0.1 port (``tests/api/site_fixture.py``) over a
+The service runs in a thread on a free 127.0.0.1 port (``tests/support/site.py``) over a
 real site store: the CMU pyramid, its prediction and uncertainty rasters and a ranked
 worklist from a fake ensemble. It serves the built viewer (``viewer/dist``, from
 ``make viewer``). Only 127.0.0.1 URLs are ever opened.
@@ -9,13 +9,12 @@ worklist from a fake ensemble. It serves the built viewer (``viewer/dist``, from
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from viewer_page import REPO, Site
+from support.viewer_page import REPO, Site
 
 VIEWER_DIST = REPO / "viewer" / "dist"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -30,8 +29,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 LAPTOP = {"width": 1366, "height": 768}
-
-sys.path.insert(0, str(REPO / "tests" / "api"))
 
 
 def _missing(message: str) -> None:
@@ -60,7 +57,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, cmu_pyramid: Path) -> Iterato
     """A site with the CMU pyramid, its rasters and a ranked worklist, served on 127.0.0.1."""
     if not (VIEWER_DIST / "index.html").exists():
         _missing(f"the viewer is not built ({VIEWER_DIST}): run `make viewer`")
-    from site_fixture import app_server, make_site
+    from support.site import app_server, make_site
 
     settings, token = make_site(tmp_path_factory.mktemp("site"), cmu_pyramid)
     with app_server(settings) as url:

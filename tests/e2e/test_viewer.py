@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from viewer_page import (
+from support.viewer_page import (
     REPO,
     MaskBox,
     Site,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_grid import FakeGrid
 from flwr.app import Context, Message, RecordDict
+from support.flower import FakeGrid
 
 from pathloop.client.federation import client_app
 from pathloop.server.contract import QUERY

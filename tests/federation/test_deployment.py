@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from monuseg_sites import make_site, monuseg_cases, train_model
+from support.monuseg_sites import make_site, monuseg_cases, train_model
 from typer.testing import CliRunner
 
 from pathloop.client.cli.app import app as pathloop_cli

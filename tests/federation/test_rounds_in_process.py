@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_grid import FakeGrid
 from flwr.app import Context, Message, RecordDict
-from monuseg_sites import SHORT, make_site, monuseg_cases, train_model
+from support.flower import FakeGrid
+from support.monuseg_sites import SHORT, make_site, monuseg_cases, train_model
 
 from pathloop.client.experiments.monuseg import by_organ, list_images
 from pathloop.client.federation import client_app

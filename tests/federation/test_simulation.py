@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from monuseg_sites import make_site, monuseg_cases, train_model
+from support.monuseg_sites import make_site, monuseg_cases, train_model
 
 from pathloop.client.experiments.monuseg import by_organ, list_images
 from pathloop.client.federation.simulation import run_simulated_federation

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_ensemble import ThresholdFolds, add_slide
+from support.folds import ThresholdFolds
+from support.records import add_slide
 
 from pathloop.client.inference import predict_slide
 from pathloop.client.ranking import PatchSpec, RandomForegroundStrategy, rank_slide

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_ensemble import ThresholdFolds, add_slide
+from support.folds import ThresholdFolds
+from support.records import add_slide
 
 import pathloop.client.inference as inference
 from pathloop.client.errors import RegionError

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ranking_records import add_slide, save_uncertainty
+from support.records import add_open_slide, save_uncertainty
 
 from pathloop.client.errors import RecordNotFoundError
 from pathloop.client.ranking import (
@@ -41,7 +41,7 @@ def _tempting_raster(slide: Slide, tissue: TissueMask) -> np.ndarray:
 
 def test_the_background_of_the_cmu_slide_never_ranks(store: Store, cmu: Slide,
                                                      cmu_tissue: TissueMask) -> None:
-    record = add_slide(store, "cmu", cmu)
+    record = add_open_slide(store, "cmu", cmu)
     version = store.add_model_version(name="fake", kind="uga-ensemble")
     raster = save_uncertainty(store, record.id, _tempting_raster(cmu, cmu_tissue), RASTER_MPP,
                               model_version_id=version.id)
@@ -73,7 +73,7 @@ def test_the_background_of_the_cmu_slide_never_ranks(store: Store, cmu: Slide,
 
 def test_top_k_are_the_highest_scores_in_order(store: Store, cmu: Slide,
                                                cmu_tissue: TissueMask) -> None:
-    record = add_slide(store, "cmu", cmu)
+    record = add_open_slide(store, "cmu", cmu)
     save_uncertainty(store, record.id, _tempting_raster(cmu, cmu_tissue), RASTER_MPP)
     everything = score_slide(store.rasters, record.id, cmu, spec=SPEC, tissue=cmu_tissue)
     for by in ("mean", "sum"):
@@ -108,7 +108,7 @@ def test_a_patch_painted_white_is_excluded_by_the_black_and_white_rule(
         height = round(target.height * paint_rows)
         painted[target.y:target.y + height, target.x:target.x + target.width] = 255
         slide = in_memory_slide(painted, mpp=meta.mpp, name=name)
-        record = add_slide(store, name, slide)
+        record = add_open_slide(store, name, slide)
         save_uncertainty(store, record.id, values, RASTER_MPP)
         result = rank_slide(store, record.id, slide, k=3, spec=SPEC, tissue=cmu_tissue)
         first = store.ranked_patches(result.ranking.id)[0]
@@ -121,7 +121,7 @@ def test_a_patch_painted_white_is_excluded_by_the_black_and_white_rule(
 
 def test_random_strategy_is_deterministic_by_seed_and_only_picks_foreground(
         store: Store, cmu: Slide, cmu_tissue: TissueMask) -> None:
-    record = add_slide(store, "cmu", cmu)
+    record = add_open_slide(store, "cmu", cmu)
     save_uncertainty(store, record.id, _tempting_raster(cmu, cmu_tissue), RASTER_MPP)
     foreground = {(c.x, c.y) for c in
                   score_slide(store.rasters, record.id, cmu, spec=SPEC,
@@ -141,8 +141,8 @@ def test_random_strategy_is_deterministic_by_seed_and_only_picks_foreground(
 
 def test_a_site_is_ranked_as_a_whole(store: Store, cmu: Slide,
                                      cmu_tissue: TissueMask) -> None:
-    calm = add_slide(store, "calm", cmu)
-    torn = add_slide(store, "torn", cmu)
+    calm = add_open_slide(store, "calm", cmu)
+    torn = add_open_slide(store, "torn", cmu)
     values = _tempting_raster(cmu, cmu_tissue)
     save_uncertainty(store, calm.id, values * 0.1, RASTER_MPP)
     save_uncertainty(store, torn.id, values, RASTER_MPP)
@@ -163,7 +163,7 @@ def test_a_site_is_ranked_as_a_whole(store: Store, cmu: Slide,
 
 def test_a_corrected_patch_is_not_ranked_again(store: Store, cmu: Slide,
                                                  cmu_tissue: TissueMask) -> None:
-    record = add_slide(store, "cmu", cmu)
+    record = add_open_slide(store, "cmu", cmu)
     save_uncertainty(store, record.id, _tempting_raster(cmu, cmu_tissue), RASTER_MPP)
     first = rank_slide(store, record.id, cmu, k=3, spec=SPEC, tissue=cmu_tissue)
     top = store.ranked_patches(first.ranking.id)[0]
@@ -186,7 +186,7 @@ def test_a_corrected_patch_is_not_ranked_again(store: Store, cmu: Slide,
 
 def test_a_correction_covering_half_a_patch_or_less_leaves_it_in(
         store: Store, cmu: Slide, cmu_tissue: TissueMask) -> None:
-    record = add_slide(store, "cmu", cmu)
+    record = add_open_slide(store, "cmu", cmu)
     save_uncertainty(store, record.id, _tempting_raster(cmu, cmu_tissue), RASTER_MPP)
     top = score_slide(store.rasters, record.id, cmu, spec=SPEC, tissue=cmu_tissue)
     best = UncertaintyStrategy().select(top.candidates, 1, np.random.default_rng(0))[0]
@@ -216,8 +216,8 @@ def test_a_correction_covering_half_a_patch_or_less_leaves_it_in(
 
 def test_a_site_ranking_drops_a_slide_s_corrected_patch_only_on_that_slide(
         store: Store, cmu: Slide, cmu_tissue: TissueMask) -> None:
-    calm = add_slide(store, "calm", cmu)
-    torn = add_slide(store, "torn", cmu)
+    calm = add_open_slide(store, "calm", cmu)
+    torn = add_open_slide(store, "torn", cmu)
     values = _tempting_raster(cmu, cmu_tissue)
     for record in (calm, torn):  # the same scores: the same boxes lead on both slides
         save_uncertainty(store, record.id, values, RASTER_MPP)
@@ -240,10 +240,10 @@ def test_a_site_ranking_drops_a_slide_s_corrected_patch_only_on_that_slide(
 
 def test_a_slide_without_an_uncertainty_raster_is_refused(store: Store, cmu: Slide,
                                                           cmu_tissue: TissueMask) -> None:
-    record = add_slide(store, "cmu", cmu)
+    record = add_open_slide(store, "cmu", cmu)
     with pytest.raises(RecordNotFoundError, match="predict it first"):
         rank_slide(store, record.id, cmu, spec=SPEC, tissue=cmu_tissue)
-    other = add_slide(store, "other", cmu)
+    other = add_open_slide(store, "other", cmu)
     foreign = save_uncertainty(store, other.id, np.zeros((10, 10)), RASTER_MPP)
     with pytest.raises(ValueError, match="cannot score"):
         rank_slide(store, record.id, cmu, spec=SPEC, tissue=cmu_tissue, uncertainty=foreign)
@@ -251,7 +251,7 @@ def test_a_slide_without_an_uncertainty_raster_is_refused(store: Store, cmu: Sli
 
 def test_the_default_patch_is_1024_um(store: Store, cmu: Slide,
                                       cmu_tissue: TissueMask) -> None:
-    record = add_slide(store, "cmu", cmu)
+    record = add_open_slide(store, "cmu", cmu)
     save_uncertainty(store, record.id, _tempting_raster(cmu, cmu_tissue), RASTER_MPP)
     result = rank_slide(store, record.id, cmu, k=10, tissue=cmu_tissue)
     side = round(1024 / cmu.metadata.mpp)  # level-0 pixels of 1024 µm

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from tiny_nnunet import TrainedModel, monuseg_tiles, train
+from support.nnunet import TrainedModel, monuseg_tiles, train
 
 from pathloop.client.segmentation import Case
 

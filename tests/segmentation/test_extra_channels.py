@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_nnunet import NUCLEI, synthetic_cases
+from support.nnunet import NUCLEI, synthetic_cases
 
 from pathloop.client.segmentation import (
     TINY,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_nnunet import NUCLEI, TrainedModel, random_model_folder
+from support.nnunet import NUCLEI, TrainedModel, random_model_folder
 
 from pathloop.client.api.errors import status_code
 from pathloop.client.errors import ConfigError, InputError, PathloopError

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tiny_nnunet import NUCLEI, synthetic_cases
+from support.nnunet import NUCLEI, synthetic_cases
 
 from pathloop.client.segmentation import NNUNET, TINY, export_dataset
 

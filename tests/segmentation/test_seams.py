@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.folds import ThresholdFolds
 
 import pathloop.client.segmentation as segmentation
 from pathloop.client.errors import ConfigError
@@ -16,7 +17,6 @@ from pathloop.client.segmentation import (
     NNUNET,
     TINY,
     ArrayInputError,
-    FakeFoldPredictor,
     FoldPredictor,
     get_profile,
 )
@@ -96,7 +96,7 @@ def test_profiles() -> None:
 
 
 def test_fake_predictor_keeps_the_contract() -> None:
-    fake = FakeFoldPredictor(n_folds=5, n_classes=3, mpp=0.5)
+    fake = ThresholdFolds(n_folds=5, n_classes=3, mpp=0.5)
     assert isinstance(fake, FoldPredictor)
     ramp = np.repeat(np.linspace(255, 0, 64, dtype=np.float32)[None, :], 16, axis=0)
     images = np.stack([ramp, ramp[::-1]])[..., None].repeat(3, axis=3).astype(np.uint8)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_nnunet import TEST_PROFILE, TILE_MPP, TrainedModel, train
+from support.nnunet import TEST_PROFILE, TILE_MPP, TrainedModel, train
 
 from pathloop.client.segmentation import Case, Ensemble, FoldPredictor, ModelCard
 from pathloop.client.segmentation.model_card import CARD_NAME, checkpoint_path

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tiny_nnunet import NUCLEI, TEST_PROFILE, random_model_folder, synthetic_cases
+from support.nnunet import NUCLEI, TEST_PROFILE, random_model_folder, synthetic_cases
 
 from pathloop.client.errors import ConfigError
 from pathloop.client.segmentation import (

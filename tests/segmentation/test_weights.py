@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_nnunet import random_model_folder
+from support.nnunet import random_model_folder
 
 from pathloop.client.segmentation import (
     Ensemble,

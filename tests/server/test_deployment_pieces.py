@@ -13,11 +13,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key, load_ssh_public_key
-from fake_grid import FakeGrid
-from fake_sites import fake_site, initial_model, server_settings
 from flwr.cli.build import build_fab_from_disk
 from flwr.common.config import get_fab_config, validate_config
 from PIL import Image
+from support.flower import FakeGrid
+from support.server_sites import fake_site, initial_model, server_settings
 from typer.testing import CliRunner
 
 from pathloop.client.cli.app import app as pathloop_cli

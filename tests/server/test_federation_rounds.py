@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_grid import FakeGrid
-from fake_sites import PLANS, fake_site, initial_model, server_settings
 from flwr.app import Error, Message
 from flwr.common.constant import SUPERLINK_NODE_ID
+from support.flower import FakeGrid
+from support.server_sites import PLANS, fake_site, initial_model, server_settings
 
 from pathloop.server.checkpoints import CheckpointStore
 from pathloop.server.contract import (

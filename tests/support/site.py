@@ -1,19 +1,15 @@
 """A real site for the API and browser tests: a slide, its maps, a worklist, a running service.
 
-:func:`make_site` ingests and tiles a slide into a new store, predicts it with a numpy
-stand-in for the fold ensemble (``ThresholdFolds``: the folds disagree near tissue edges),
+:func:`make_site` ingests and tiles a slide into a new store, predicts it with the numpy
+fold ensemble (:class:`~support.folds.ThresholdFolds`: the folds disagree near tissue edges),
 ranks its patches by UGA uncertainty, and stores an "annotation" raster (another threshold)
 for keep-annotation. :func:`app_server` runs the site service with uvicorn in a thread on a
 free 127.0.0.1 port.
-
-Imported by the tests as ``site_fixture`` (a unique module name: test folders have no
-``__init__.py``).
 """
 
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -29,9 +25,7 @@ from pathloop.client.store import Store
 from pathloop.client.usecases.loop import rank_stored_slide
 from pathloop.client.usecases.models import MODEL_KIND
 from pathloop.client.usecases.slides import ingest_slide, open_stored_slide, tile_slide
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
-from fake_ensemble import ThresholdFolds
+from support.folds import ThresholdFolds
 
 MODEL_MPP = 2.0
 PATCH = 128  # px at MODEL_MPP

@@ -9,11 +9,12 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from pathloop.client.experiments.monuseg import read_nucleus_mask
+from pathloop.client.experiments.monuseg import MonusegImage, read_nucleus_mask
 from pathloop.client.segmentation import (
     TINY,
     Case,
     SegmentationTask,
+    TrainingProfile,
     export_dataset,
     train_ensemble,
 )
@@ -26,7 +27,7 @@ SHORT = TINY.with_overrides(n_folds=2, num_epochs=1, iterations_per_epoch=3,
                             val_iterations_per_epoch=1)
 
 
-def monuseg_cases(images: list, prefix: str) -> list[Case]:  # type: ignore[type-arg]
+def monuseg_cases(images: list[MonusegImage], prefix: str) -> list[Case]:
     """Two 256² tiles per image, at about 0.5 µm/px (the 1000² images halved)."""
     cases = []
     for image in images:
@@ -51,14 +52,14 @@ def write_tiles(cases: list[Case], folder: Path) -> tuple[Path, Path]:
     return folder / "images", folder / "masks"
 
 
-def train_model(cases: list[Case], root: Path, profile=SHORT) -> Path:  # type: ignore[no-untyped-def]
+def train_model(cases: list[Case], root: Path, profile: TrainingProfile = SHORT) -> Path:
     """A short tiny-profile ensemble trained on ``cases``; its model folder."""
     dataset = export_dataset(cases, root / "dataset", NUCLEI, mpp=0.5)
     train_ensemble(dataset, root / "model", profile=profile)
     return root / "model"
 
 
-def make_site(root: Path, organ: str, images: list, initial: Path) -> Path:  # type: ignore[type-arg]
+def make_site(root: Path, organ: str, images: list[MonusegImage], initial: Path) -> Path:
     """A site of ``organ``: 2 training images, 1 held out, ``initial`` as its model."""
     train_images, train_masks = write_tiles(monuseg_cases(images[:2], "t"), root / "train")
     held_images, held_masks = write_tiles(monuseg_cases(images[2:3], "h"), root / "held")

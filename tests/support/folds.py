@@ -1,18 +1,16 @@
-"""A numpy stand-in for the fold ensemble, and slide records for the inference tests.
+"""The one fake of :class:`~pathloop.client.segmentation.protocol.FoldPredictor`: numpy folds
+that disagree where real folds do, near class boundaries, and agree far from them.
 
-Imported by the tests as ``fake_ensemble`` (a unique module name: test folders have no
-``__init__.py``).
+Every test that needs an ensemble without torch uses :class:`ThresholdFolds`.
 """
 
 from __future__ import annotations
-
-import hashlib
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from pathloop.client.store import SlideRecord, Store
+from pathloop.client.segmentation import ArrayInputError
 
 
 class ThresholdFolds:
@@ -52,6 +50,11 @@ class ThresholdFolds:
         return self._mpp
 
     def predict_folds(self, images: NDArray[np.uint8]) -> NDArray[np.float32]:
+        """``(B, H, W, 3)`` uint8 RGB → ``(K, B, C, H, W)`` float32 softmax per fold."""
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
+            raise ArrayInputError("images", "(B, H, W, 3) uint8",
+                                  f"{images.shape} {images.dtype}")
         self.calls += 1
         darkness = 1.0 - images.astype(np.float64).mean(axis=-1) / 255.0  # (B, H, W)
         if self.radius:
@@ -70,11 +73,3 @@ class ThresholdFolds:
                 out[k, :, c] = np.clip(above[c] - above[c + 1], 0.0, 1.0)
             out[k] /= out[k].sum(axis=1, keepdims=True)
         return out
-
-
-def add_slide(store: Store, name: str, width: int, height: int, mpp: float) -> SlideRecord:
-    """Record a slide (the file itself is never opened by the store)."""
-    record, _ = store.add_slide(
-        content_hash=hashlib.sha256(name.encode()).hexdigest(), name=name,
-        path=f"/slides/{name}", width=width, height=height, mpp_x=mpp, mpp_y=mpp)
-    return record

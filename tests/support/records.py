@@ -1,8 +1,4 @@
-"""Slide and raster records for the ranking tests.
-
-Imported by the tests as ``ranking_records`` (a unique module name: test folders have no
-``__init__.py``).
-"""
+"""Slide and raster records put straight into a store (the slide file is never opened)."""
 
 from __future__ import annotations
 
@@ -14,14 +10,18 @@ from pathloop.client.store import RasterRecord, SlideRecord, Store
 from pathloop.client.wsi import Slide
 
 
-def add_slide(store: Store, name: str, slide: Slide) -> SlideRecord:
-    """Record ``slide`` in ``store`` under ``name``."""
-    meta = slide.metadata
+def add_slide(store: Store, name: str, width: int, height: int, mpp: float) -> SlideRecord:
+    """Record a slide of ``width × height`` px at ``mpp`` µm/px under ``name``."""
     record, _ = store.add_slide(
         content_hash=hashlib.sha256(name.encode()).hexdigest(), name=name,
-        path=f"/slides/{name}", width=meta.width, height=meta.height, mpp_x=meta.mpp,
-        mpp_y=meta.mpp)
+        path=f"/slides/{name}", width=width, height=height, mpp_x=mpp, mpp_y=mpp)
     return record
+
+
+def add_open_slide(store: Store, name: str, slide: Slide) -> SlideRecord:
+    """Record an open ``slide`` in ``store`` under ``name``."""
+    meta = slide.metadata
+    return add_slide(store, name, meta.width, meta.height, meta.mpp)
 
 
 def save_uncertainty(store: Store, slide_id: int, values: np.ndarray, mpp: float,

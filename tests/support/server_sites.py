@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from flwr.app import Message, MetricRecord, RecordDict
+from numpy.typing import NDArray
 
 from pathloop.server.contract import (
     ARRAYS,
@@ -22,13 +24,17 @@ from pathloop.server.contract import (
 from pathloop.server.settings import ServerSettings
 from pathloop.server.strategy import to_numpy, to_record
 
-PLANS = {"configurations": {"2d": {"patch_size": [128, 128]}}, "plans_name": "tiny"}
+PLANS: dict[str, Any] = {"configurations": {"2d": {"patch_size": [128, 128]}},
+                         "plans_name": "tiny"}
+Arrays = dict[str, NDArray[np.float32]]
 
 
-def initial_model(folder: Path, plans: dict = PLANS) -> Path:  # type: ignore[type-arg]
+def initial_model(folder: Path, plans: dict[str, Any] = PLANS) -> Path:
+    """A random 5-fold model folder (``arrays.npz`` and ``plans.json``), as a central team
+    ships the federation's initial model."""
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    arrays = {member_key(k, name): rng.normal(size=shape).astype(np.float32)
+    arrays: dict[str, Any] = {member_key(k, name): rng.normal(size=shape).astype(np.float32)
               for k in range(5) for name, shape in (("conv.weight", (4, 3, 3, 3)),
                                                     ("conv.bias", (4,)))}
     np.savez(folder / "arrays.npz", **arrays)
@@ -36,9 +42,11 @@ def initial_model(folder: Path, plans: dict = PLANS) -> Path:  # type: ignore[ty
     return folder
 
 
-def fake_site(shift: float, examples: int, *, corrupt: Callable[[dict], None] | None = None,
-          dice: float = 0.7) -> Callable[[Message], Message]:
-    seen: list[dict] = []  # type: ignore[type-arg]
+def fake_site(shift: float, examples: int, *, corrupt: Callable[[Arrays], None] | None = None,
+              dice: float = 0.7) -> Callable[[Message], Message]:
+    """A site answering train with the global weights moved by ``shift`` (then ``corrupt``),
+    and evaluate with ``dice``; ``.seen`` holds the round configs it received."""
+    seen: list[dict[str, Any]] = []
 
     def answer(message: Message) -> Message:
         config = dict(message.content.config_records[CONFIG])
