@@ -5,6 +5,12 @@
     FederationError                 anything the server refuses or cannot do
     ├── UpdateRejectedError         a site's update fails validation (the round goes on)
     └── CheckpointError             a global checkpoint is missing, damaged or inconsistent
+
+The ``pathloop`` command catches this root beside the site node's ``PathloopError``, both
+named once in ``pathloop.client.cli.context.USER_ERRORS``, and prints either as one line.
+The two trees stay apart on purpose: the aggregation host installs no site node, so this
+tree cannot derive from the site's, and a neutral base in the server for the site's tree to
+derive from would make every site error depend on the server package.
 """
 
 from __future__ import annotations

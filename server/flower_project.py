@@ -13,7 +13,6 @@ their defaults: one source of truth for keys and defaults.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +29,9 @@ CLIENT_APP = "pathloop.client.federation.client_app:app"
 def app_config_defaults() -> dict[str, Any]:
     """The run-config keys and their defaults (paths default to "", meaning unset)."""
     defaults: dict[str, Any] = {}
-    for field in dataclasses.fields(ServerSettings):
-        value = field.default
-        if value is dataclasses.MISSING or value is None:
-            value = ""
-        defaults[field.name.replace("_", "-")] = value
+    for name, field in ServerSettings.model_fields.items():
+        value = None if field.is_required() else field.default
+        defaults[field.alias or name] = "" if value is None else value
     return defaults
 
 

@@ -14,92 +14,78 @@ Run-config keys (kebab-case, in ``[tool.flwr.app.config]`` or ``flwr run --run-c
 ``max-relative-change``  bound on a member's change relative to its norm (default 2.0)
 ``local-epochs``         epochs each site fine-tunes per round (default 3)
 ``learning-rate``        the sites' initial learning rate (default 0.001)
+
+Validated the way a site's settings are (pydantic, kebab-case keys, unknown keys refused):
+an error names where the values came from and the key, e.g. ``run config: round-timeout:
+Input should be greater than 0``. The Flower App declares exactly these keys
+(:mod:`~pathloop.server.flower_project`), so a run config holds no others.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pathloop.server.errors import FederationError
 
-STRATEGIES = ("fedavg", "fedprox")
+Strategy = Literal["fedavg", "fedprox"]
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
 
-@dataclass(frozen=True)
-class ServerSettings:
+class ServerSettings(BaseModel):
     """Validated run configuration of the ServerApp (see the module docstring)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True,
+                              alias_generator=lambda name: name.replace("_", "-"))
 
     checkpoint_dir: Path
     initial_model: Path | None = None
-    num_server_rounds: int = 2
-    strategy: str = "fedavg"
-    proximal_mu: float = 0.01
-    fraction_train: float = 1.0
-    min_train_nodes: int = 2
-    min_available_nodes: int = 2
-    round_timeout: float = 3600.0
-    max_relative_change: float = 2.0
-    local_epochs: int = 3
-    learning_rate: float = 1e-3
+    num_server_rounds: int = Field(2, gt=0)
+    strategy: Strategy = "fedavg"
+    proximal_mu: float = Field(0.01, ge=0)
+    fraction_train: float = Field(1.0, gt=0, le=1)
+    min_train_nodes: int = Field(2, gt=0)
+    min_available_nodes: int = Field(2, gt=0)
+    round_timeout: float = Field(3600.0, gt=0)
+    max_relative_change: float = Field(2.0, gt=0)
+    local_epochs: int = Field(3, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
 
-    def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise FederationError(f"strategy {self.strategy!r}: one of {', '.join(STRATEGIES)}")
-        positive = ("num_server_rounds", "min_train_nodes", "min_available_nodes",
-                    "round_timeout", "max_relative_change", "local_epochs", "learning_rate")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise FederationError(f"{_kebab(name)} must be positive, got "
-                                      f"{getattr(self, name)}")
-        if not 0 < self.fraction_train <= 1:
-            raise FederationError(f"fraction-train must lie in (0, 1], got "
-                                  f"{self.fraction_train}")
-        if self.proximal_mu < 0:
-            raise FederationError(f"proximal-mu must be >= 0, got {self.proximal_mu}")
+    @field_validator("checkpoint_dir", mode="before")
+    @classmethod
+    def _needed(cls, value: Any) -> Any:
+        if value in ("", None):
+            raise ValueError("the folder of the global versions is needed")
+        return value
+
+    @field_validator("initial_model", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: Any) -> Any:
+        return None if value == "" else value  # the app's declared default means "unset"
+
+    @field_validator("checkpoint_dir", "initial_model")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
 
     @classmethod
-    def from_run_config(cls, config: Mapping[str, Any]) -> ServerSettings:
-        """Settings from Flower's run config (unknown keys are ignored: they are the app's)."""
-        fields = {f: f.replace("_", "-") for f in cls.__dataclass_fields__}
-        values: dict[str, Any] = {}
-        for name, key in fields.items():
-            if key in config:
-                values[name] = config[key]
-        if not values.get("checkpoint_dir"):
-            raise FederationError("run config needs checkpoint-dir (the folder of the global "
-                                  "versions)")
-        values["checkpoint_dir"] = Path(str(values["checkpoint_dir"])).expanduser()
-        if values.get("initial_model"):
-            values["initial_model"] = Path(str(values["initial_model"])).expanduser()
-        else:
-            values.pop("initial_model", None)
+    def from_run_config(cls, config: Mapping[str, Any], *, source: str = "run config"
+                        ) -> ServerSettings:
+        """Validate Flower's run config (kebab-case keys), or raise :class:`FederationError`
+        naming ``source`` and the key."""
         try:
-            return cls(**{k: _typed(cls, k, v) for k, v in values.items()})
-        except (TypeError, ValueError) as error:
-            raise FederationError(f"run config: {error}") from None
+            return cls.model_validate(dict(config))
+        except ValidationError as error:
+            problem = error.errors()[0]
+            key = ".".join(str(part) for part in problem["loc"]) or "(root)"
+            raise FederationError(f"{source}: {key}: {problem['msg']}") from None
 
     def to_json(self) -> dict[str, Any]:
         """The settings as kebab-case JSON values (recorded in lineage)."""
-        return {_kebab(k): str(v) if isinstance(v, Path) else v
-                for k, v in asdict(self).items()}
-
-
-def _typed(cls: type[ServerSettings], name: str, value: Any) -> Any:
-    default = cls.__dataclass_fields__[name].default
-    if isinstance(default, bool) or isinstance(value, Path) or default is None:
-        return value
-    if isinstance(default, int):
-        return int(value)
-    if isinstance(default, float):
-        return float(value)
-    return value
-
-
-def _kebab(name: str) -> str:
-    return name.replace("_", "-")
+        return self.model_dump(mode="json", by_alias=True)
 
 
 __all__ = ["STRATEGIES", "ServerSettings"]

@@ -85,8 +85,7 @@ def test_the_flower_app_is_valid_small_and_declares_the_run_config(tmp_path: Pat
     assert valid, errors
     app = config["tool"]["flwr"]["app"]
     assert app["components"] == {"serverapp": SERVER_APP, "clientapp": CLIENT_APP}
-    assert set(app["config"]) == {f.replace("_", "-")
-                                  for f in ServerSettings.__dataclass_fields__}
+    assert set(app["config"]) == {f.replace("_", "-") for f in ServerSettings.model_fields}
     assert app["config"]["round-timeout"] == 3600.0
 
 

@@ -22,6 +22,7 @@ from pathloop.server.contract import (
 )
 from pathloop.server.errors import FederationError
 from pathloop.server.federation import read_evaluations, run_federation
+from pathloop.server.flower_project import app_config_defaults
 from pathloop.server.settings import ServerSettings
 from pathloop.server.strategy import to_numpy, to_record
 
@@ -132,12 +133,26 @@ def test_the_federations_plans_cannot_change(tmp_path: Path) -> None:
 
 
 def test_settings_refuse_nonsense() -> None:
-    with pytest.raises(FederationError, match="checkpoint-dir"):
+    with pytest.raises(FederationError, match="run config: checkpoint-dir: Field required"):
         ServerSettings.from_run_config({})
-    with pytest.raises(FederationError, match="strategy 'fedsgd'"):
+    with pytest.raises(FederationError, match=r"checkpoint-dir: .*the folder of the global"):
+        ServerSettings.from_run_config({"checkpoint-dir": ""})
+    with pytest.raises(FederationError,
+                       match="run config: strategy: Input should be 'fedavg' or 'fedprox'"):
         ServerSettings.from_run_config({"checkpoint-dir": "x", "strategy": "fedsgd"})
-    with pytest.raises(FederationError, match="round-timeout must be positive"):
+    with pytest.raises(FederationError, match="round-timeout: Input should be greater than 0"):
         ServerSettings.from_run_config({"checkpoint-dir": "x", "round-timeout": 0})
+    with pytest.raises(FederationError, match="run config: rounds: Extra inputs are not"):
+        ServerSettings.from_run_config({"checkpoint-dir": "x", "rounds": 3})
+
+
+def test_settings_read_the_declared_defaults_and_record_themselves() -> None:
+    declared = {**app_config_defaults(), "checkpoint-dir": "~/checkpoints"}
+    settings = ServerSettings.from_run_config(declared)
+    assert settings.initial_model is None  # "" is the app's way of leaving it unset
+    assert settings.checkpoint_dir == Path("~/checkpoints").expanduser()
+    assert settings.to_json() == {**declared, "initial-model": None,
+                                  "checkpoint-dir": str(settings.checkpoint_dir)}
 
 
 def test_message_arrays_are_viewed_without_pickle_and_checked() -> None:
