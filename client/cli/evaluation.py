@@ -30,7 +30,7 @@ def eval_uga(
 ) -> None:
     """The UGA paper's experiment on MoNuSeg: baseline, +k UGA and +k random patches."""
     from pathloop.client.experiments import UgaEvalConfig, run_uga_eval, write_report
-    from pathloop.client.experiments.uga_eval import RETRAIN_PROFILE
+    from pathloop.client.experiments.uga_records import RETRAIN_PROFILE
     from pathloop.client.segmentation import TINY
 
     base_profile = TINY

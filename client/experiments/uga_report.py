@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from pathloop.client.experiments.uga_eval import ArmResult, UgaEvalResult
+from pathloop.client.experiments.uga_records import ArmResult, UgaEvalResult
 
 REPORT_NAME = "uga_eval.md"
 PLOT_NAME = "uga_eval.png"
