@@ -39,8 +39,14 @@ def test_no_top_level_client_or_server_import() -> None:
     assert offenders == []
 
 
+def test_the_root_of_client_holds_packages_and_its_foundations_only() -> None:
+    loose = {path.name for path in (REPO / "client").glob("*.py")}
+    assert loose == {"__init__.py", "__main__.py", "settings.py", "errors.py"}
+
+
 @pytest.mark.parametrize("module", ["pathloop.client.wsi", "pathloop.client.tiling",
-                                    "pathloop.client.errors"])
+                                    "pathloop.client.errors", "pathloop.client.api",
+                                    "pathloop.client.cli", "pathloop.client.demo"])
 def test_public_names_exist(module: str) -> None:
     imported = importlib.import_module(module)
     assert imported.__all__ == sorted(imported.__all__)
