@@ -32,8 +32,9 @@ USER_ERRORS: tuple[type[Exception], ...] = (PathloopError, FederationError)
 """The roots of the two deliberate error trees, caught once by the command.
 
 The site node's :class:`PathloopError` and the aggregation server's :class:`FederationError`
-stay two trees: the aggregation host never imports the site node, and the site node's tree
-does not derive from the server's. Only this edge, which drives both, names both.
+stay two trees: the aggregation host never imports the site node, and a base in the server
+for the site's tree would tie every site error to the server package. Only this edge, which
+drives both, names both.
 """
 
 # Wide enough for the tables when the output goes to a file or a pipe.
