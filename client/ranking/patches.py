@@ -1,8 +1,10 @@
 """Candidate patches of a slide: a grid at a resolution, filtered to foreground tissue.
 
 The UGA paper scores patches of 1024 × 1024 px at 1 µm/px (1024 µm a side) and excludes
-those with more than 70% black or white pixels. Here a patch must also lie on the tissue mask
-(at least ``min_tissue_fraction`` of it), which skips reading glass. The black/white rule is
+those with more than 70% black or white pixels. Here a patch must also lie inside the slide
+(the grid's last row and column end at the slide's edge) and mostly on the tissue mask (at
+least ``min_tissue_fraction`` of it), so a pathologist is never shown glass or the void past
+the slide's edge. The black/white rule is
 applied to the slide's own pixels, read at a low resolution (``filter_mpp``), never to a
 prediction raster.
 """
@@ -43,7 +45,7 @@ class PatchSpec:
     size: int = 1024
     mpp: float = 1.0
     stride: int | None = None
-    min_tissue_fraction: float = 0.25
+    min_tissue_fraction: float = 0.5
     max_background_fraction: float = 0.7
     filter_mpp: float = 4.0
 
@@ -69,9 +71,10 @@ class PatchSpec:
         return max(1, round(self.size * self.mpp / self.filter_mpp))
 
     def grid(self, slide: Slide) -> TileGrid:
-        """The patch grid over ``slide`` (edge patches may reach past the slide: glass)."""
+        """The patch grid over ``slide``, its last row and column flush with the slide's edge."""
         meta = slide.metadata
-        return TileGrid(meta.width, meta.height, meta.mpp, self.mpp, self.size, self.step)
+        return TileGrid(meta.width, meta.height, meta.mpp, self.mpp, self.size, self.step,
+                        flush=True)
 
     def params(self) -> dict[str, Any]:
         """The spec as JSON-compatible ranking parameters."""

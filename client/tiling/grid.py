@@ -49,9 +49,12 @@ class TileGrid:
         Tile edge in pixels at ``mpp``.
     stride:
         Step between tile origins in pixels at ``mpp``.
-
-    The grid covers the slide: the last column and row may reach past its edge (read as
-    white, then usually dropped by the background rule).
+    flush:
+        Pull the last column and row back so they end at the slide's edge (they then
+        overlap their neighbours more): every tile lies inside the slide when the slide is
+        at least a tile wide. Otherwise the grid covers the slide and the last column and
+        row may reach past its edge (read as white, then usually dropped by the background
+        rule).
     """
 
     slide_width: int
@@ -60,6 +63,7 @@ class TileGrid:
     mpp: float
     tile_size: int
     stride: int
+    flush: bool = False
 
     def __post_init__(self) -> None:
         if self.tile_size <= 0 or self.stride <= 0:
@@ -88,11 +92,21 @@ class TileGrid:
             return 1
         return math.ceil((size_at_mpp - self.tile_size) / self.stride) + 1
 
+    def _origins(self, indices: NDArray[np.int64], extent: int) -> NDArray[np.int64]:
+        """Tile origins in pixels at ``mpp`` for grid indices along an axis of ``extent``."""
+        origins = indices * self.stride
+        if self.flush:
+            last = math.floor(extent / self.factor) - self.tile_size
+            if last >= 0:
+                origins = np.minimum(origins, last)
+        return origins
+
     def tile(self, col: int, row: int) -> TileSpec:
         """The tile at ``(col, row)``."""
         side = round(self.tile_size * self.factor)
-        return TileSpec(col, row, round(col * self.stride * self.factor),
-                        round(row * self.stride * self.factor), side, side)
+        x = int(self._origins(np.array([col]), self.slide_width)[0])
+        y = int(self._origins(np.array([row]), self.slide_height)[0])
+        return TileSpec(col, row, round(x * self.factor), round(y * self.factor), side, side)
 
     def __iter__(self) -> Iterator[TileSpec]:
         rows, cols = self.shape
@@ -113,8 +127,8 @@ class TileGrid:
         rows, cols = self.shape
         scale = tissue.scale
         side = self.tile_size * self.factor
-        origins_x = np.arange(cols) * self.stride * self.factor
-        origins_y = np.arange(rows) * self.stride * self.factor
+        origins_x = self._origins(np.arange(cols), self.slide_width) * self.factor
+        origins_y = self._origins(np.arange(rows), self.slide_height) * self.factor
         x0 = np.clip((origins_x / scale).astype(np.int64), 0, mask.shape[1])
         y0 = np.clip((origins_y / scale).astype(np.int64), 0, mask.shape[0])
         x1 = np.clip(np.ceil((origins_x + side) / scale).astype(np.int64), 0, mask.shape[1])

@@ -53,7 +53,10 @@ def test_the_background_of_the_cmu_slide_never_ranks(store: Store, cmu: Slide,
     ranked = store.ranked_patches(result.ranking.id)
     assert 5 <= len(ranked) == result.scored.counts.kept < len(grid)
     assert not {(p.x, p.y) for p in ranked} & background
+    meta = cmu.metadata
     for patch in ranked:
+        assert patch.x >= 0 and patch.x + patch.width <= meta.width  # inside the slide
+        assert patch.y >= 0 and patch.y + patch.height <= meta.height
         assert cmu_tissue.covered_fraction(patch.x, patch.y, patch.width,
                                            patch.height) >= SPEC.min_tissue_fraction
         pixels = cmu.read_region(patch.x, patch.y, SPEC.filter_size, SPEC.filter_size,

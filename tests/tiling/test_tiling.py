@@ -10,6 +10,7 @@ import pytest
 from pathloop.client.errors import RegionError
 from pathloop.client.tiling import (
     TileGrid,
+    TissueMask,
     background_fraction,
     compute_tissue_mask,
     detect_tissue,
@@ -103,6 +104,26 @@ def test_grid_shape_and_level0_boxes() -> None:
     overlapping = TileGrid(10_000, 6_000, base_mpp=0.25, mpp=1.0, tile_size=256, stride=128)
     assert overlapping.shape == (11, 19)
     assert len(list(overlapping)) == 11 * 19
+
+
+def test_a_flush_grid_ends_at_the_slide_s_edge() -> None:
+    # 2500×1500 px at 1 µm/px: the last column would start at 2304 and reach 2560.
+    grid = TileGrid(10_000, 6_000, base_mpp=0.25, mpp=1.0, tile_size=256, stride=256,
+                    flush=True)
+    assert grid.shape == (6, 10)
+    tiles = list(grid)
+    assert max(t.x + t.width for t in tiles) == 10_000 - 10_000 % 4 and \
+        max(t.y + t.height for t in tiles) <= 6_000
+    assert grid.tile(9, 0).x == (2500 - 256) * 4 and grid.tile(8, 0).x == 8 * 1024
+    assert all(t.x >= 0 and t.y >= 0 for t in tiles)
+    # The tissue fractions are those of the moved tiles.
+    mask = np.zeros((94, 157), bool)  # 2500×1500 µm in 16-µm mask pixels
+    mask[:, 147:] = True  # the last 160 µm: only the pulled-back last column reaches it
+    fractions = grid.tissue_fractions(TissueMask(mask, 16.0, 0.25))
+    assert fractions[0, 9] > fractions[0, 8] >= 0
+    # A slide narrower than a tile keeps its one tile at the origin.
+    narrow = TileGrid(800, 800, base_mpp=0.25, mpp=1.0, tile_size=256, stride=256, flush=True)
+    assert narrow.shape == (1, 1) and narrow.tile(0, 0).x == 0
 
 
 def test_grid_refuses_nonsense() -> None:
