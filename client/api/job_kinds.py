@@ -66,7 +66,7 @@ def predict_job(settings: SiteSettings, store: Store, job: Job, progress: Progre
     prediction = predict_stored_slide(
         settings, store, store.get_slide(job.slide_id), ensemble, version,
         progress=lambda done, total: progress(done, total, "predicting tiles"))
-    return {"model_version_id": version.id, "tiles": prediction.n_tiles,
+    return {"model_version_id": version.id, "windows": prediction.n_windows,
             "seconds": round(prediction.seconds, 1)}
 
 

@@ -28,7 +28,7 @@ def predict(
         result = predict_stored_slide(settings, store, record, ensemble, version,
                                       progress=lambda d, t: progress.update(
                                           task, completed=d, total=t))
-    console.print(f"slide {record.id}: {result.n_tiles} tiles, {result.shape[1]}×"
+    console.print(f"slide {record.id}: {result.n_windows} windows, {result.shape[1]}×"
                   f"{result.shape[0]} px maps at {result.mpp} µm/px in {result.seconds:.1f} s "
                   f"({', '.join(str(k) for k in result.rasters)})", highlight=False)
 

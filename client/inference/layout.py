@@ -1,16 +1,19 @@
-"""Where the overlapping inference tiles of a slide lie, and which pixels are tissue.
+"""Where a slide's inference windows lie, how the work is cut, and which pixels are tissue.
 
-The prediction rasters cover the whole slide at the model's resolution ``mpp`` (µm/px). They
-are cut into square *cores* of ``tile_size - overlap`` raster pixels on a regular grid; each
-core is predicted from a tile of ``tile_size`` pixels that extends ``overlap // 2`` pixels
-beyond it on the top and left (and the rest of ``overlap`` on the bottom and right), and only
-the core is written. Every raster pixel is therefore written exactly once, by a tile that saw
-at least ``overlap // 2`` pixels of context around it, so a network whose receptive field
-fits in that margin leaves no seams. Context beyond the slide's edge reads as white glass.
+The prediction rasters cover the whole slide at the model's resolution ``mpp`` (µm/px). The
+fold networks see windows of their training patch on a lattice anchored at the raster's
+origin (:mod:`pathloop.client.inference.windows`). To keep memory flat in the slide's size
+the raster is processed in vertical *stripes* of :attr:`InferenceLayout.stripe` columns, and
+each stripe top to bottom in *bands* of :attr:`InferenceLayout.band` rows: only one band's
+blended logits (plus one patch of rows below it) are ever held. Windows that straddle two
+stripes are predicted for both; windows never straddle bands (their rows are carried to the
+next band). Stripes and bands only decide the order of work: ``phase`` moves their
+boundaries and leaves the maps unchanged, which the tests check.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -18,41 +21,29 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pathloop.client.errors import RegionError
-from pathloop.client.tiling import TileGrid, TissueMask
+from pathloop.client.inference.windows import step_pixels, window_origins
+from pathloop.client.store.rasters import CHUNK
+from pathloop.client.tiling import TissueMask
 from pathloop.client.wsi import Slide
+
+MIN_STRIPE = 2048
+"""Narrowest stripe in raster pixels; stripes are also at least 8 patches wide, so the
+windows predicted twice at stripe edges cost at most ``1 / 16`` more passes."""
 
 
 @dataclass(frozen=True)
-class InferenceBlock:
-    """One core of the inference grid and the tile read to predict it.
+class Region:
+    """A rectangle of the rasters: top-left ``(y, x)`` and size, in raster pixels."""
 
-    Attributes
-    ----------
-    row, col:
-        Position in the grid of cores.
-    y, x:
-        Top-left corner of the core in raster pixels (at the layout's ``mpp``).
-    height, width:
-        Size of the core in raster pixels, clipped to the raster (smaller on the last row
-        and column).
-    read_x, read_y:
-        Top-left corner of the tile to read, in level-0 pixels of the slide (may be
-        negative: the slide reads outside itself as white).
-    """
-
-    row: int
-    col: int
     y: int
     x: int
     height: int
     width: int
-    read_x: int
-    read_y: int
 
 
 @dataclass(frozen=True)
 class InferenceLayout:
-    """The grid of overlapping tiles over one slide at one resolution.
+    """The window lattice and the order of work over one slide at one resolution.
 
     Attributes
     ----------
@@ -61,14 +52,20 @@ class InferenceLayout:
     base_mpp:
         Level-0 resolution of the slide in µm/px.
     mpp:
-        Resolution of the tiles and of the rasters in µm/px.
+        Resolution of the windows and of the rasters in µm/px.
     raster_height, raster_width:
         Size of the whole slide at ``mpp`` (as :meth:`Slide.size_at` gives it).
-    tile_size:
-        Edge of the tiles given to the model, in pixels at ``mpp``.
-    overlap:
-        Pixels (at ``mpp``) by which neighbouring tiles overlap; ``tile_size - overlap`` is
-        the core written from each tile.
+    patch:
+        ``(rows, columns)`` of a window: the networks' training patch.
+    step:
+        ``(rows, columns)`` between neighbouring window origins.
+    band:
+        Rows finished and written at a time within a stripe.
+    stripe:
+        Columns of a stripe.
+    phase:
+        Offset of the first band and stripe boundary (work order only; the maps do not
+        depend on it).
     """
 
     slide_width: int
@@ -77,22 +74,39 @@ class InferenceLayout:
     mpp: float
     raster_height: int
     raster_width: int
-    tile_size: int
-    overlap: int
+    patch: tuple[int, int]
+    step: tuple[int, int]
+    band: int
+    stripe: int
+    phase: int = 0
 
     def __post_init__(self) -> None:
-        if self.overlap < 0 or self.tile_size <= self.overlap:
-            raise RegionError(f"inference tiles of {self.tile_size} px cannot overlap by "
-                              f"{self.overlap} px (need 0 <= overlap < tile size)")
+        if min(self.patch) < 1 or min(self.step) < 1 or any(
+                s > p for s, p in zip(self.step, self.patch, strict=True)):
+            raise RegionError(f"windows of {self.patch} px cannot step by {self.step} px "
+                              f"(need 1 <= step <= patch)")
+        if self.band < 1 or self.stripe < 1:
+            raise RegionError(f"bands of {self.band} rows and stripes of {self.stripe} columns "
+                              f"must be positive")
 
     @classmethod
-    def for_slide(cls, slide: Slide, *, mpp: float, tile_size: int,
-                  overlap: int) -> InferenceLayout:
-        """The layout of ``slide`` at ``mpp`` µm/px with tiles of ``tile_size`` pixels."""
+    def for_slide(cls, slide: Slide, *, mpp: float, patch: tuple[int, int],
+                  step: float = 0.5, band: int = CHUNK, stripe: int | None = None,
+                  phase: int = 0) -> InferenceLayout:
+        """The layout of ``slide`` at ``mpp`` µm/px for windows of ``patch`` pixels.
+
+        ``step`` is a fraction of the patch; ``stripe`` defaults to the larger of
+        :data:`MIN_STRIPE` and 8 patches, rounded up to whole raster chunks.
+        """
         meta = slide.metadata
         width, height = slide.size_at(mpp)
+        rows, cols = int(patch[0]), int(patch[1])
+        if stripe is None:
+            stripe = max(MIN_STRIPE, 8 * cols)
+            stripe = math.ceil(stripe / CHUNK) * CHUNK
         return cls(meta.width, meta.height, meta.mpp, float(mpp), height, width,
-                   int(tile_size), int(overlap))
+                   (rows, cols), (step_pixels(rows, step), step_pixels(cols, step)),
+                   int(band), int(stripe), int(phase))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -100,51 +114,41 @@ class InferenceLayout:
         return (self.raster_height, self.raster_width)
 
     @property
-    def core(self) -> int:
-        """Edge of the part of each tile that is written, in pixels at :attr:`mpp`."""
-        return self.tile_size - self.overlap
-
-    @property
-    def margin(self) -> int:
-        """Context pixels on the top and left of each core (at least on every side but 1)."""
-        return self.overlap // 2
-
-    @property
     def factor(self) -> float:
         """Level-0 pixels per raster pixel."""
         return self.mpp / self.base_mpp
 
-    def grid(self) -> TileGrid:
-        """The grid of cores as a :class:`TileGrid` (level-0 boxes, tissue fractions)."""
-        return TileGrid(self.slide_width, self.slide_height, self.base_mpp, self.mpp,
-                        self.core, self.core)
+    def stripes(self) -> list[tuple[int, int]]:
+        """Column ranges ``[x0, x1)`` of the stripes, left to right, inside the raster."""
+        return _ranges(self.raster_width, self.stripe, self.phase)
 
-    def blocks(self, tissue: TissueMask) -> list[InferenceBlock]:
-        """The cores that touch tissue, row by row, with the tiles to read for them."""
-        fractions = self.grid().tissue_fractions(tissue)
-        rows, cols = np.nonzero(fractions > 0)
-        out = []
-        for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
-            y, x = row * self.core, col * self.core
-            if y >= self.raster_height or x >= self.raster_width:
-                continue  # the grid rounds the slide's extent up; the raster rounds it
-            out.append(InferenceBlock(
-                row=row, col=col, y=y, x=x,
-                height=min(self.core, self.raster_height - y),
-                width=min(self.core, self.raster_width - x),
-                read_x=round((x - self.margin) * self.factor),
-                read_y=round((y - self.margin) * self.factor),
-            ))
-        return out
+    def window_rows(self) -> NDArray[np.int64]:
+        """Row origins of every window that meets the raster, top to bottom."""
+        return window_origins(0, self.raster_height, self.patch[0], self.step[0])
 
-    def tissue_window(self, tissue: TissueMask, block: InferenceBlock) -> NDArray[np.bool_]:
-        """``(block.height, block.width)`` bool: which pixels of a core lie on ``tissue``.
+    def window_cols(self, x0: int, x1: int) -> NDArray[np.int64]:
+        """Column origins of the windows that meet columns ``[x0, x1)``."""
+        return window_origins(x0, x1, self.patch[1], self.step[1])
+
+    def first_band(self) -> int:
+        """Top row of the first band: on the band grid, at or above every window."""
+        top = min(0, int(self.window_rows()[0])) if self.raster_height else 0
+        offset = self.phase % self.band
+        return offset - self.band * math.ceil((offset - top) / self.band)
+
+    def on_tissue(self, lookup: TissueLookup, rows: NDArray[np.int64],
+                  cols: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """``(len(rows), len(cols))`` bool: which windows hold any tissue."""
+        return lookup.any_in(rows, cols, self.patch)
+
+    def tissue_window(self, tissue: TissueMask, region: Region) -> NDArray[np.bool_]:
+        """``(region.height, region.width)`` bool: which pixels of a region lie on tissue.
 
         A raster pixel takes the value of the tissue-mask pixel under its centre.
         """
         ratio = self.mpp / tissue.mpp
-        rows = _centres(block.y, block.height, ratio, tissue.mask.shape[0])
-        cols = _centres(block.x, block.width, ratio, tissue.mask.shape[1])
+        rows = _centres(region.y, region.height, ratio, tissue.mask.shape[0])
+        cols = _centres(region.x, region.width, ratio, tissue.mask.shape[1])
         return tissue.mask[np.ix_(rows, cols)]
 
     def check_tissue(self, tissue: TissueMask) -> None:
@@ -154,10 +158,52 @@ class InferenceLayout:
                               f"this slide is at {self.base_mpp} µm/px")
 
 
+class TissueLookup:
+    """Whether rectangles of raster pixels hold tissue, by a summed-area table of the mask.
+
+    A raster pixel counts as tissue when the mask pixel under its centre is (as
+    :meth:`InferenceLayout.tissue_window`), so a window is predicted exactly when some pixel
+    of it will be kept.
+    """
+
+    def __init__(self, tissue: TissueMask, mpp: float) -> None:
+        self._ratio = mpp / tissue.mpp
+        mask = tissue.mask.astype(np.int64)
+        self._table = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), np.int64)
+        self._table[1:, 1:] = mask.cumsum(0).cumsum(1)
+        self._shape = mask.shape
+
+    def any_in(self, rows: NDArray[np.int64], cols: NDArray[np.int64],
+               size: tuple[int, int]) -> NDArray[np.bool_]:
+        """``(len(rows), len(cols))``: does ``[r, r + size[0]) × [c, c + size[1])`` hold tissue."""
+        r0, r1 = self._span(rows, size[0], 0)
+        c0, c1 = self._span(cols, size[1], 1)
+        t = self._table
+        counts = (t[np.ix_(r1, c1)] - t[np.ix_(r0, c1)] - t[np.ix_(r1, c0)]
+                  + t[np.ix_(r0, c0)])
+        return counts > 0
+
+    def _span(self, starts: NDArray[np.int64], size: int, axis: int
+              ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        """Mask index ranges ``[lo, hi)`` under the centres of each window's pixels."""
+        limit = self._shape[axis]
+        first = np.floor((starts + 0.5) * self._ratio).astype(np.intp)
+        last = np.floor((starts + size - 0.5) * self._ratio).astype(np.intp)
+        lo = np.clip(first, 0, limit)
+        hi = np.clip(last + 1, 0, limit)
+        return lo, np.maximum(hi, lo)
+
+
+def _ranges(size: int, width: int, phase: int) -> list[tuple[int, int]]:
+    """``[a, b)`` pieces of ``[0, size)`` cut at ``phase + k * width``."""
+    cuts = sorted({0, size} | {c for c in range(phase % width, size, width) if 0 < c < size})
+    return list(itertools.pairwise(cuts))
+
+
 def _centres(start: int, count: int, ratio: float, limit: int) -> NDArray[np.intp]:
     """Mask indices under the centres of raster pixels ``start … start + count - 1``."""
     positions = (np.arange(start, start + count, dtype=np.float64) + 0.5) * ratio
     return np.clip(positions.astype(np.intp), 0, limit - 1)
 
 
-__all__ = ["InferenceBlock", "InferenceLayout"]
+__all__ = ["MIN_STRIPE", "InferenceLayout", "Region", "TissueLookup"]

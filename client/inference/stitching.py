@@ -1,4 +1,4 @@
-"""Writing predicted cores into the slide's prediction rasters, chunk by chunk.
+"""Writing finished bands of blended maps into the slide's prediction rasters.
 
 Five rasters are written side by side, all ``(H, W)`` at the model's µm/px with a pyramid:
 
@@ -12,7 +12,7 @@ kind                     dtype      pyramid     value
 ``mutual-information``   float16    mean        ``H(p̄) - mean_k H(p_k)``
 =======================  =========  ==========  ===============================================
 
-Pixels that are not predicted (cores without tissue) or lie off the tissue mask hold 0 in
+Pixels that no window predicted (no tissue near them) or that lie off the tissue mask hold 0 in
 every raster: background with probability 1 and no uncertainty. Zero rather than NaN keeps
 pyramid means, overlays and patch sums finite.
 """
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from pathloop.client.inference.layout import InferenceBlock, InferenceLayout
+from pathloop.client.inference.layout import InferenceLayout, Region
 from pathloop.client.store import RasterRecord, RasterStore, RasterWriter
 from pathloop.client.store.rasters import CHUNK
 from pathloop.client.uncertainty import UncertaintyMaps
@@ -46,7 +46,7 @@ class MapKind(StrEnum):
 
 
 class MapStitcher:
-    """Opens the five prediction rasters of a slide and writes cores into them.
+    """Opens the five prediction rasters of a slide and writes regions into them.
 
     Use as a context manager: leaving normally commits every raster (pyramids are built
     then); an exception aborts them all, and nothing is recorded.
@@ -58,7 +58,7 @@ class MapStitcher:
     slide_id:
         The slide the rasters belong to.
     layout:
-        The inference layout: raster shape and resolution, core size.
+        The inference layout: raster shape and resolution.
     model_version_id:
         The model version that predicted, recorded on every raster.
     attributes:
@@ -68,8 +68,7 @@ class MapStitcher:
     def __init__(self, rasters: RasterStore, slide_id: int, layout: InferenceLayout, *,
                  model_version_id: int | None, attributes: Mapping[str, Any]) -> None:
         self._stack = ExitStack()
-        # Chunks the size of a core: each core is written as whole chunks, no re-reads.
-        chunk = layout.core if layout.core <= 2 * CHUNK else CHUNK
+        chunk = CHUNK  # bands are CHUNK rows: with phase 0 every write is whole chunks
         self._writers: dict[MapKind, RasterWriter] = {}
         try:
             for kind in MapKind:
@@ -98,20 +97,20 @@ class MapStitcher:
         """The committed records by kind (after the ``with`` block)."""
         return {kind: writer.record for kind, writer in self._writers.items()}
 
-    def write(self, block: InferenceBlock, maps: UncertaintyMaps,
-              tissue: NDArray[np.bool_] | None) -> None:
-        """Write one core.
+    def write(self, region: Region, maps: UncertaintyMaps,
+              keep: NDArray[np.bool_] | None) -> None:
+        """Write one region.
 
         Parameters
         ----------
-        block:
-            Where the core lies.
+        region:
+            Where the region lies.
         maps:
-            The core's maps: ``mean`` ``(C, h, w)`` and ``(h, w)`` measures, float32, with
-            ``(h, w) == (block.height, block.width)``.
-        tissue:
-            ``(h, w)`` bool, False where the pixel is off tissue (set to background and no
-            uncertainty); ``None`` keeps every pixel as predicted.
+            The region's maps: ``mean`` ``(C, h, w)`` and ``(h, w)`` measures, float32, with
+            ``(h, w) == (region.height, region.width)``.
+        keep:
+            ``(h, w)`` bool, False where the pixel is off tissue or was not predicted (set
+            to background and no uncertainty); ``None`` keeps every pixel as predicted.
 
         The measure maps of ``maps`` are modified in place.
         """
@@ -123,11 +122,11 @@ class MapStitcher:
             MapKind.MUTUAL_INFORMATION: maps.mutual_information,
         }
         for kind, value in values.items():
-            if tissue is not None:
-                value[~tissue] = 0
+            if keep is not None:
+                value[~keep] = 0
             if kind is not MapKind.PREDICTION:
                 value = value.astype(np.float16)
-            self._writers[kind].write_region(block.y, block.x, value)
+            self._writers[kind].write_region(region.y, region.x, value)
 
 
 _MEANINGS = {

@@ -6,7 +6,8 @@ It differs from nnU-Net's predictor on purpose:
 - every fold's softmax is returned separately (nnU-Net averages the folds' logits), since
   the folds' disagreement is the uncertainty pathloop ranks patches by;
 - a tile is one forward pass of each network, batched, in memory: no files, no sliding
-  window inside a tile (the slide-level tiling overlaps tiles instead), no mirroring;
+  window inside a tile (slide inference slides windows of the patch size over the slide,
+  :mod:`pathloop.client.inference`), no mirroring;
 - each fold's network is built once at :meth:`Ensemble.load` and kept.
 
 Inputs are normalised exactly as nnU-Net preprocessed the training cases (per tile, per
@@ -199,6 +200,22 @@ class Ensemble:
         ArrayInputError
             Wrong shape or dtype of ``images`` or ``extra``.
         """
+        return self._forward(images, extra, batch_size=batch_size, stats=None, softmax=True)
+
+    def predict_logits(self, images: NDArray[np.uint8], extra: NDArray[np.uint8] | None = None,
+                       *, stats: NDArray[np.float64] | None = None,
+                       batch_size: int | None = None) -> NDArray[np.float32]:
+        """Every fold's logits for a batch of tiles (:meth:`predict_folds` before softmax).
+
+        ``stats`` (``(2, channels)`` mean and standard deviation) replace each tile's own
+        statistics for the channels nnU-Net z-scores; see
+        :func:`~pathloop.client.segmentation.normalization.normalize_batch`.
+        """
+        return self._forward(images, extra, batch_size=batch_size, stats=stats, softmax=False)
+
+    def _forward(self, images: NDArray[np.uint8], extra: NDArray[np.uint8] | None, *,
+                 batch_size: int | None, stats: NDArray[np.float64] | None,
+                 softmax: bool) -> NDArray[np.float32]:
         stacked = self._check_inputs(images, extra)
         n, height, width = stacked.shape[:3]
         out = np.empty((self.n_folds, n, self.n_classes, height, width), np.float32)
@@ -206,14 +223,15 @@ class Ensemble:
                    else int(batch_size))
         with torch.inference_mode():
             for start in range(0, n, step):
-                chunk = normalize_batch(stacked[start:start + step], self._schemes)
+                chunk = normalize_batch(stacked[start:start + step], self._schemes, stats=stats)
                 x = self._to_network_layout(torch.from_numpy(chunk))
                 x = x.to(self._device)
                 for k, network in enumerate(self._networks):
-                    probs = torch.softmax(network(x).float(), dim=1)
+                    y = network(x).float()
+                    if softmax:
+                        y = torch.softmax(y, dim=1)
                     out[k, start:start + step] = self._from_network_layout(
-                        probs, height, width
-                    ).cpu().numpy()
+                        y, height, width).cpu().numpy()
         return out
 
     def _check_inputs(self, images: Any, extra: Any) -> NDArray[Any]:

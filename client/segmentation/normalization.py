@@ -35,7 +35,8 @@ SUPPORTED_SCHEMES = (
 _EPS = 1e-8
 
 
-def normalize_batch(images: NDArray[np.generic], schemes: Sequence[str]) -> NDArray[np.float32]:
+def normalize_batch(images: NDArray[np.generic], schemes: Sequence[str], *,
+                    stats: NDArray[np.float64] | None = None) -> NDArray[np.float32]:
     """Normalise a batch of tiles channel by channel, as nnU-Net's preprocessing does.
 
     Parameters
@@ -46,6 +47,10 @@ def normalize_batch(images: NDArray[np.generic], schemes: Sequence[str]) -> NDAr
     schemes:
         One nnU-Net normalisation class name per channel (the plans'
         ``normalization_schemes``), from :data:`SUPPORTED_SCHEMES`.
+    stats:
+        ``(2, C')`` mean and standard deviation per channel (``C' >= `` the z-scored
+        channels' indices + 1) used by ``ZScoreNormalization`` instead of each tile's own:
+        slide inference normalises every window of a slide alike.
 
     Returns
     -------
@@ -65,7 +70,10 @@ def normalize_batch(images: NDArray[np.generic], schemes: Sequence[str]) -> NDAr
     out = np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)
     for c, scheme in enumerate(schemes):
         channel = out[:, c]  # (B, H, W) view
-        if scheme == "ZScoreNormalization":
+        if scheme == "ZScoreNormalization" and stats is not None and c < stats.shape[1]:
+            channel -= np.float32(stats[0, c])
+            channel /= np.float32(max(float(stats[1, c]), _EPS))
+        elif scheme == "ZScoreNormalization":
             mean = channel.mean(axis=(1, 2), dtype=np.float64, keepdims=True)
             std = channel.std(axis=(1, 2), dtype=np.float64, keepdims=True)
             channel -= mean.astype(np.float32)

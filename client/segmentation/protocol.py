@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 @runtime_checkable
 class FoldPredictor(Protocol):
-    """K cross-validation folds that each give a softmax per pixel.
+    """K cross-validation folds that each give logits (and a softmax) per pixel.
 
     Attributes
     ----------
@@ -26,6 +26,8 @@ class FoldPredictor(Protocol):
         Number of classes C (background is class 0).
     mpp:
         Resolution in µm/px that tiles must be read at (the training tiles' resolution).
+    patch_size:
+        ``(rows, columns)`` of the training patch: the window slide inference feeds.
     """
 
     @property
@@ -41,6 +43,32 @@ class FoldPredictor(Protocol):
     @property
     def mpp(self) -> float:
         """Resolution in µm/px the tiles must be read at."""
+        ...
+
+    @property
+    def patch_size(self) -> tuple[int, int]:
+        """Training patch ``(rows, columns)`` in pixels at :attr:`mpp`."""
+        ...
+
+    def predict_logits(self, images: NDArray[np.uint8], *,
+                       stats: NDArray[np.float64] | None = None) -> NDArray[np.float32]:
+        """Every fold's logits for a batch of tiles.
+
+        Parameters
+        ----------
+        images:
+            ``(B, H, W, 3)`` uint8 RGB tiles at :attr:`mpp`.
+        stats:
+            ``(2, 3)`` per-channel mean and standard deviation to z-score with instead of
+            each tile's own (slide inference passes the slide's); ignored by channels the
+            network does not z-score.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(K, B, C, H, W)`` float32 logits; their softmax over ``C`` is
+            :meth:`predict_folds`.
+        """
         ...
 
     def predict_folds(self, images: NDArray[np.uint8]) -> NDArray[np.float32]:

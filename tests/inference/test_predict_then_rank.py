@@ -34,7 +34,7 @@ def test_predicted_uncertainty_ranks_tissue_patches_and_records_the_model(
         version = store.add_model_version(name="fake", kind="uga-ensemble")
         tissue = compute_tissue_mask(slide)
         predict_slide(slide, tissue, ThresholdFolds(mpp=1.0, radius=2), store.rasters,
-                      record.id, model_version_id=version.id, tile_size=160, overlap=32)
+                      record.id, model_version_id=version.id)
         uga = rank_slide(store, record.id, slide, k=5, spec=spec, tissue=tissue)
         baseline = rank_slide(store, record.id, slide, k=5, spec=spec, tissue=tissue,
                               strategy=RandomForegroundStrategy(), seed=3)

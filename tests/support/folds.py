@@ -26,7 +26,7 @@ class ThresholdFolds:
     def __init__(self, *, n_folds: int = 5, n_classes: int = 2, mpp: float = 1.0,
                  radius: int = 0, sharpness: float = 30.0, spread: float = 0.05,
                  thresholds: tuple[float, ...] = (0.25, 0.5),
-                 disagreement: float = 0.0) -> None:
+                 disagreement: float = 0.0, patch_size: tuple[int, int] = (64, 64)) -> None:
         self._n_folds = n_folds
         self._n_classes = n_classes
         self._mpp = mpp
@@ -35,6 +35,7 @@ class ThresholdFolds:
         self.offsets = np.linspace(-spread, spread, n_folds)
         self.bias = np.linspace(-disagreement, disagreement, n_folds)
         self.thresholds = thresholds[: n_classes - 1]
+        self._patch_size = patch_size
         self.calls = 0
 
     @property
@@ -48,6 +49,16 @@ class ThresholdFolds:
     @property
     def mpp(self) -> float:
         return self._mpp
+
+    @property
+    def patch_size(self) -> tuple[int, int]:
+        return self._patch_size
+
+    def predict_logits(self, images: NDArray[np.uint8], *,
+                       stats: NDArray[np.float64] | None = None) -> NDArray[np.float32]:
+        """Log of :meth:`predict_folds` (its softmax is the same probabilities)."""
+        probs = self.predict_folds(images)
+        return np.log(np.maximum(probs, 1e-12)).astype(np.float32)
 
     def predict_folds(self, images: NDArray[np.uint8]) -> NDArray[np.float32]:
         """``(B, H, W, 3)`` uint8 RGB → ``(K, B, C, H, W)`` float32 softmax per fold."""

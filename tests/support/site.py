@@ -52,8 +52,7 @@ def make_site(tmp_path: Path, slide_path: Path, *, k: int = 5, viewer_dir: Path 
         with open_stored_slide(settings, slide) as opened:
             tissue = compute_tissue_mask(opened, mpp=settings.tiling.thumbnail_mpp)
             prediction = predict_slide(opened, tissue, ensemble, store.rasters, slide.id,
-                                       model_version_id=version.id, tile_size=256,
-                                       overlap=32)
+                                       model_version_id=version.id)
         labels = np.asarray(store.rasters.open_raster(prediction.prediction).read(0))
         # An "earlier annotation": the prediction shifted by a few pixels, like a sloppy hand.
         store.rasters.save(np.roll(labels, (6, 6), axis=(0, 1)), slide.id, "annotation",
