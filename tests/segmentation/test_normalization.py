@@ -75,6 +75,19 @@ def test_other_schemes() -> None:
         normalize_batch(tiles, ["ZScoreNormalization"] * 3)
 
 
+def test_given_statistics_replace_each_tile_s_own_for_z_scored_channels_only() -> None:
+    rng = np.random.default_rng(1)
+    tiles = rng.integers(0, 256, (2, 8, 8, 2)).astype(np.uint8)
+    stats = np.array([[100.0, 50.0], [20.0, 10.0]])  # means, standard deviations
+    out = normalize_batch(tiles, ["ZScoreNormalization", "RGBTo01Normalization"], stats=stats)
+    np.testing.assert_allclose(out[:, 0], (tiles[..., 0] - 100.0) / 20.0, rtol=1e-5)
+    np.testing.assert_allclose(out[:, 1], tiles[..., 1] / 255.0, rtol=1e-6)
+    # Two tiles, one statistic: the same pixel value maps to the same input everywhere.
+    tiles[1, 0, 0, 0] = tiles[0, 0, 0, 0]
+    out = normalize_batch(tiles, ["ZScoreNormalization"] * 2, stats=stats)
+    assert out[0, 0, 0, 0] == out[1, 0, 0, 0]
+
+
 def test_hue_rotation_keeps_grey_and_is_a_rotation() -> None:
     matrix = hue_rotation_matrix(0.1)
     grey = torch.tensor([0.3, 0.3, 0.3])
