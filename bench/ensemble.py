@@ -1,29 +1,34 @@
-"""Ensemble benchmark: our 5-fold uncertainty over a slide region beside nnU-Net's predictor.
+"""Ensemble benchmark: our 5-fold sliding-window inference beside nnU-Net's predictor and
+beside the bare forward passes it is made of.
 
-Both paths predict the same tissue tiles of one slide region with the same 5 folds of a real
-tiny nnU-Net and end with the UGA uncertainty ``u = -(1/K) Σ_k Σ_c p̄_c log(p_k,c + 1e-8)``:
+All paths predict one slide (the CMU region, 0.499 µm/px) at the model's 0.5 µm/px with the
+same 5 folds of a real tiny nnU-Net (128² patches), by windows of the patch, half a patch
+apart, Gaussian-weighted, and end with the UGA uncertainty
+``u = -(1/K) Σ_k Σ_c p̄_c log(p_k,c + 1e-8)``. The model divides RGB by 255 (nnU-Net's
+``rgb_to_0_1``), so no path depends on normalisation statistics:
 
+ours-all
+    :func:`pathloop.client.inference.predict_slide` over every window of the slide (a tissue
+    mask of all ones, nothing masked): the same windows nnU-Net predicts, into the zarr
+    rasters of a temporary store.
 ours
-    :func:`pathloop.client.inference.predict_slide` with :class:`Ensemble`: every fold's
-    network loaded once, tiles read from the slide and batched in memory, the fold mean,
-    argmax and uncertainty maps stitched into the zarr rasters of a temporary store.
-peer (the naive path)
-    The same tiles written as PNG files; for each fold, nnU-Net's own ``nnUNetPredictor``
-    (CPU, no mirroring, default ``tile_step_size``) with ``save_probabilities=True``, one
-    ``.npz`` per tile and fold; then the 5 sets loaded with numpy and combined into the same
-    maps, stitched into region-sized arrays. Two variants: ``tile`` sets the plans' patch
-    to the tile size, so each tile is one window of the same forward pass as ours (same
-    network work, same numbers); ``plans`` keeps the trained patch and nnU-Net's sliding
-    window (step 0.5, Gaussian blending): about 3× the network work, and other numbers
-    (instance norm sees each 128² window instead of the whole tile).
+    The product default: only the windows that hold tissue.
+nnunet (the naive path)
+    The slide region written as one PNG; for each fold, nnU-Net's own ``nnUNetPredictor``
+    (CPU, no mirroring, ``tile_step_size=0.5``, Gaussian) with ``save_probabilities=True``,
+    one ``.npz`` per fold; then the 5 loaded with numpy and combined into the same maps.
+    nnU-Net spaces its windows evenly between the image's edges (ours sit on a lattice
+    fixed at the slide's origin), so the maps differ a little: the |Δu| column.
+bare-all, bare
+    Only the 5 folds' forward passes (:meth:`Ensemble.predict_logits`) over exactly the
+    windows ours-all and ours predict once each, pixels read beforehand and untimed: the
+    compute floor. Goal: ours ≤ 1.25 × bare over the same windows.
 
-Each path runs in a fresh process timed from after its imports (model loading, tissue mask,
-reading tiles and all writing included); peak RSS is the process's ``VmHWM`` from
-``/proc/self/status``, plus the sampled peak of the whole process tree (nnU-Net's predictor
-spawns preprocessing and export workers; ours has none), counted as in :class:`_TreePeak`. The
-uncertainty of each peer is compared with ours on the tissue pixels of the predicted cores.
-Goal: peer seconds / our seconds ≥ 3. Run it on an otherwise idle machine: under other jobs'
-load the single-process path loses more than the peer's several processes do.
+Each path runs in a fresh process timed from after its imports (model loading, reading,
+and all writing included); peak RSS is the process's ``VmHWM``, plus the sampled peak of the
+whole process tree (nnU-Net spawns workers), counted as in :class:`_TreePeak`. Goals:
+nnunet / ours-all ≥ 3; ours-all / bare-all ≤ 1.25 and ours / bare ≤ 1.25. Run it on an
+otherwise idle machine.
 
 The model (5 folds of the ``tiny`` profile, 1 epoch of 5 iterations on 20 MoNuSeg tiles,
 quality irrelevant for speed) is trained once and cached in ``--workdir``.
@@ -48,9 +53,8 @@ from typing import Any
 
 import numpy as np
 
-from pathloop.client.inference import InferenceLayout
 from pathloop.client.segmentation.model_card import CARD_NAME, ModelCard
-from pathloop.client.tiling import compute_tissue_mask
+from pathloop.client.tiling import TissueMask, compute_tissue_mask
 from pathloop.client.wsi import open_slide
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -58,8 +62,9 @@ CMU_REGION = Path("/work/shared/data/wsi/cmu_small_region.svs")
 MONUSEG = Path("/work/shared/data/nuclei/monuseg/train")
 MODEL_MPP = 0.5  # MoNuSeg's 0.25 µm/px images halved
 N_IMAGES = 5  # 4 tiles each: 20 training cases, 4 validation cases per fold
-GOAL_RATIO = 3.0
-PEER_VARIANTS = ("tile", "plans")
+GOAL_PEER_RATIO = 3.0
+GOAL_COMPUTE_RATIO = 1.25
+PATHS = ("ours-all", "ours", "nnunet", "bare-all", "bare")
 
 
 def _monuseg_cases(n_images: int) -> list[Any]:
@@ -86,7 +91,7 @@ def _monuseg_cases(n_images: int) -> list[Any]:
 
 def _model(workdir: Path) -> tuple[Path, bool]:
     """The cached model folder, trained first if missing; and whether it was trained now."""
-    model_dir = workdir / "model"
+    model_dir = workdir / "model-rgb01"
     if (model_dir / CARD_NAME).is_file():
         return model_dir, False
     from pathloop.client.segmentation import TINY, SegmentationTask, export_dataset, train_ensemble
@@ -96,7 +101,8 @@ def _model(workdir: Path) -> tuple[Path, bool]:
         shutil.rmtree(leftover, ignore_errors=True)
     print("training a tiny 5-fold model (cached for later runs)…", flush=True)
     started = time.perf_counter()
-    task = SegmentationTask("nuclei", {"background": 0, "nucleus": 1})
+    task = SegmentationTask("nuclei", {"background": 0, "nucleus": 1},
+                            rgb_normalization="rgb_to_0_1")
     dataset = export_dataset(_monuseg_cases(N_IMAGES), workdir / "dataset", task, mpp=MODEL_MPP)
     profile = TINY.with_overrides(num_epochs=1, iterations_per_epoch=5,
                                   val_iterations_per_epoch=1)
@@ -104,27 +110,6 @@ def _model(workdir: Path) -> tuple[Path, bool]:
     partial.rename(model_dir)
     print(f"  trained in {time.perf_counter() - started:.0f} s", flush=True)
     return model_dir, True
-
-
-def _peer_model_folder(model_dir: Path, target: Path, patch: int | None) -> Path:
-    """An nnU-Net trained-model folder over our model's files (symlinks).
-
-    Our model folder already has nnU-Net's layout; only the ``tile`` variant needs its own
-    ``plans.json`` (the configuration's patch set to the tile, ``patch`` pixels square).
-    """
-    card = ModelCard.read(model_dir)
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    plans = json.loads((model_dir / "plans.json").read_text())
-    if patch is not None:
-        plans["configurations"][card.configuration]["patch_size"] = [patch, patch]
-    (target / "plans.json").write_text(json.dumps(plans, indent=1))
-    (target / "dataset.json").symlink_to(model_dir / "dataset.json")
-    for fold in card.folds:
-        (target / f"fold_{fold}").mkdir()
-        (target / f"fold_{fold}" / "checkpoint_final.pth").symlink_to(
-            model_dir / f"fold_{fold}" / "checkpoint_final.pth")
-    return target
 
 
 # --- measuring, inside the child processes ------------------------------------------------
@@ -186,10 +171,27 @@ def _memory(sampler: _TreePeak) -> dict[str, float]:
             "tree_peak_mib": sampler.stop()}
 
 
-def _blocks(slide: Any, mpp: float, tile: int, overlap: int) -> tuple[Any, Any, list[Any]]:
+def _tissue(slide: Any, every_window: bool) -> TissueMask:
+    """The slide's tissue mask, or one of all ones (every window is predicted)."""
     tissue = compute_tissue_mask(slide)
-    layout = InferenceLayout.for_slide(slide, mpp=mpp, tile_size=tile, overlap=overlap)
-    return tissue, layout, layout.blocks(tissue)
+    if every_window:
+        return TissueMask(np.ones_like(tissue.mask), tissue.mpp, tissue.base_mpp)
+    return tissue
+
+
+def _windows(slide: Any, ensemble: Any, tissue: TissueMask) -> list[tuple[int, int]]:
+    """The distinct windows ``(y, x)`` predict_slide predicts (each once)."""
+    from pathloop.client.inference import InferenceLayout, TissueLookup
+
+    layout = InferenceLayout.for_slide(slide, mpp=ensemble.mpp, patch=ensemble.patch_size)
+    lookup = TissueLookup(tissue, layout.mpp)
+    rows = layout.window_rows()
+    found: set[tuple[int, int]] = set()
+    for x0, x1 in layout.stripes():
+        cols = layout.window_cols(x0, x1)
+        on = layout.on_tissue(lookup, rows, cols)
+        found |= {(int(rows[i]), int(cols[j])) for i, j in zip(*np.nonzero(on), strict=True)}
+    return sorted(found)
 
 
 def _run_ours(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -209,17 +211,39 @@ def _run_ours(cfg: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         ensemble = Ensemble.load(cfg["model"])
         with open_slide(slide_path) as slide:
-            tissue = compute_tissue_mask(slide)
+            tissue = _tissue(slide, cfg["every_window"])
             result = predict_slide(slide, tissue, ensemble, store.rasters, record.id,
-                                   tile_size=cfg["tile"], overlap=cfg["overlap"])
+                                   mask_background=not cfg["every_window"])
         seconds = time.perf_counter() - started
-        figures = {"seconds": seconds, "tiles": result.n_tiles, **_memory(sampler)}
+        figures = {"seconds": seconds, "windows": result.n_windows, **_memory(sampler)}
         np.save(out / "uncertainty.npy", store.rasters.open_raster(result.uncertainty).read())
     return figures
 
 
-def _run_peer(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Tiles to PNG, nnU-Net's predictor once per fold to .npz, combined with numpy."""
+def _run_bare(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The folds' forward passes alone over the windows ours predicts, pixels read first."""
+    from pathloop.client.inference.prediction import PIXELS_PER_BATCH
+    from pathloop.client.segmentation.ensemble import Ensemble
+
+    ensemble = Ensemble.load(cfg["model"])
+    with open_slide(Path(cfg["slide"])) as slide:
+        windows = _windows(slide, ensemble, _tissue(slide, cfg["every_window"]))
+        rows, cols = ensemble.patch_size
+        factor = ensemble.mpp / slide.metadata.mpp
+        pixels = np.stack([slide.read_region(round(x * factor), round(y * factor), cols, rows,
+                                             ensemble.mpp) for y, x in windows])
+    per_batch = max(1, PIXELS_PER_BATCH // (rows * cols))
+    sampler = _TreePeak()
+    sampler.start()
+    started = time.perf_counter()
+    for start in range(0, len(pixels), per_batch):
+        ensemble.predict_logits(pixels[start:start + per_batch])
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "windows": len(windows), **_memory(sampler)}
+
+
+def _run_nnunet(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The slide as one PNG, nnU-Net's predictor once per fold to .npz, combined with numpy."""
     import torch
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from PIL import Image
@@ -230,41 +254,32 @@ def _run_peer(cfg: dict[str, Any]) -> dict[str, Any]:
     sampler.start()
     started = time.perf_counter()
     with open_slide(slide_path) as slide:
-        _, layout, blocks = _blocks(slide, cfg["mpp"], cfg["tile"], cfg["overlap"])
+        width, height = slide.size_at(cfg["mpp"])
         images.mkdir(parents=True)
-        for i, block in enumerate(blocks):
-            pixels = slide.read_region(block.read_x, block.read_y, cfg["tile"], cfg["tile"],
-                                       layout.mpp)
-            Image.fromarray(pixels).save(images / f"tile{i:04d}_0000.png")
-    stages = {"export_tiles": time.perf_counter() - started}
+        Image.fromarray(slide.read_region(0, 0, width, height, cfg["mpp"])).save(
+            images / "slide_0000.png")
+    stages = {"export": time.perf_counter() - started}
     for fold in folds:
         fold_started = time.perf_counter()
-        predictor = nnUNetPredictor(use_mirroring=False, perform_everything_on_device=False,
+        predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=False,
+                                    perform_everything_on_device=False,
                                     device=torch.device("cpu"), allow_tqdm=False)
         predictor.initialize_from_trained_model_folder(
-            cfg["peer_model"], use_folds=(fold,), checkpoint_name="checkpoint_final.pth")
+            cfg["model"], use_folds=(fold,), checkpoint_name="checkpoint_final.pth")
         predictor.predict_from_files(
             str(images), str(probabilities / f"fold_{fold}"), save_probabilities=True,
             num_processes_preprocessing=cfg["processes"],
             num_processes_segmentation_export=cfg["processes"])
         stages[f"fold_{fold}"] = time.perf_counter() - fold_started
     combine_started = time.perf_counter()
-    uga = np.zeros(layout.shape, np.float32)
-    prediction = np.zeros(layout.shape, np.uint8)
-    m = layout.margin
-    for i, block in enumerate(blocks):
-        p = np.stack([np.load(probabilities / f"fold_{k}" / f"tile{i:04d}.npz")["probabilities"]
-                      for k in folds])  # (K, C, 1, H, W): nnU-Net's 2D images are 3D
-        p = p[:, :, 0, m:m + block.height, m:m + block.width]
-        mean = p.mean(axis=0)
-        box = np.s_[block.y:block.y + block.height, block.x:block.x + block.width]
-        uga[box] = -(mean[None] * np.log(p + 1e-8)).sum(axis=1).mean(axis=0)
-        prediction[box] = mean.argmax(axis=0)
-    np.save(out / "uncertainty.npy", uga)
-    np.save(out / "prediction.npy", prediction)
+    p = np.stack([np.load(probabilities / f"fold_{k}" / "slide.npz")["probabilities"][:, 0]
+                  for k in folds])  # (K, C, H, W): nnU-Net's 2D images are 3D
+    mean = p.mean(axis=0)
+    uga = -(mean[None] * np.log(p + 1e-8)).sum(axis=1).mean(axis=0)
+    np.save(out / "uncertainty.npy", uga.astype(np.float32))
     stages["combine"] = time.perf_counter() - combine_started
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "tiles": len(blocks), **_memory(sampler),
+    return {"seconds": seconds, "windows": None, **_memory(sampler),
             "stages_s": {k: round(v, 2) for k, v in stages.items()}}
 
 
@@ -285,32 +300,24 @@ def _child(kind: str, cfg: dict[str, Any], log: Path) -> dict[str, Any]:
     return figures
 
 
-def _compared(ours: Path, peer: Path, slide_path: Path, mpp: float, tile: int,
-              overlap: int) -> dict[str, float]:
-    """Uncertainty of ours vs a peer over the tissue pixels of the predicted cores."""
-    a = np.load(ours).astype(np.float32)
-    b = np.load(peer)
-    with open_slide(slide_path) as slide:
-        tissue, layout, blocks = _blocks(slide, mpp, tile, overlap)
-    where = np.zeros(layout.shape, bool)
-    for block in blocks:
-        box = np.s_[block.y:block.y + block.height, block.x:block.x + block.width]
-        where[box] = layout.tissue_window(tissue, block)
-    diff = np.abs(a[where] - b[where])
-    return {"pixels": int(where.sum()), "ours_mean_u": round(float(a[where].mean()), 4),
-            "peer_mean_u": round(float(b[where].mean()), 4),
+def _compared(ours: Path, peer: Path) -> dict[str, float]:
+    """Uncertainty of ours vs nnU-Net's over the slide, beyond a patch from its edges."""
+    a = np.load(ours).astype(np.float32)[128:-128, 128:-128]
+    b = np.load(peer)[128:-128, 128:-128]
+    diff = np.abs(a - b)
+    return {"pixels": int(a.size), "ours_mean_u": round(float(a.mean()), 4),
+            "peer_mean_u": round(float(b.mean()), 4),
             "mean_abs_diff": round(float(diff.mean()), 5),
-            "max_abs_diff": round(float(diff.max()), 4),
-            "correlation": round(float(np.corrcoef(a[where], b[where])[0, 1]), 5)}
+            "correlation": round(float(np.corrcoef(a.ravel(), b.ravel())[0, 1]), 5)}
+
+
+_RUNNERS = {"ours": _run_ours, "bare": _run_bare, "nnunet": _run_nnunet}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/pathloop-bench-ensemble"))
     parser.add_argument("--slide", type=Path, default=CMU_REGION)
-    parser.add_argument("--tile-size", type=int, default=576, help="product default: 576")
-    parser.add_argument("--overlap", type=int, default=64)
-    parser.add_argument("--peers", nargs="+", choices=PEER_VARIANTS, default=list(PEER_VARIANTS))
     parser.add_argument("--processes", type=int, default=1,
                         help="nnU-Net's preprocessing and export workers")
     parser.add_argument("--rounds", type=int, default=1, help="median of rounds")
@@ -319,7 +326,7 @@ def main() -> None:
     if args.child:
         kind, cfg_path = args.child
         cfg = json.loads(Path(cfg_path).read_text())
-        figures = (_run_ours if kind == "ours" else _run_peer)(cfg)
+        figures = _RUNNERS[kind](cfg)
         (Path(cfg["out"]) / "figures.json").write_text(json.dumps(figures))
         return
 
@@ -328,71 +335,57 @@ def main() -> None:
     model_dir, trained_now = _model(workdir)
     card = ModelCard.read(model_dir)
     base = {"slide": str(args.slide.resolve()), "model": str(model_dir), "mpp": card.mpp,
-            "tile": args.tile_size, "overlap": args.overlap, "folds": list(card.folds),
-            "processes": args.processes}
-    peer_models = {v: str(_peer_model_folder(model_dir, workdir / f"peer-model-{v}",
-                                             args.tile_size if v == "tile" else None))
-                   for v in args.peers}
+            "folds": list(card.folds), "processes": args.processes}
     load = os.getloadavg()[0]
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in ["ours", *args.peers]}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in PATHS}
     for number in range(args.rounds):
-        for name in runs:
+        for name in PATHS:
             print(f"round {number + 1}/{args.rounds}: {name}…", flush=True)
             cfg = {**base, "out": str(workdir / f"run-{name}"),
-                   "peer_model": peer_models.get(name)}
-            runs[name].append(_child("ours" if name == "ours" else "peer", cfg,
-                                     workdir / f"{name}.log"))
-    tiles = {run["tiles"] for results in runs.values() for run in results}
-    if len(tiles) != 1:
-        sys.exit(f"the paths predicted different numbers of tiles: {tiles}")
-    n_tiles = tiles.pop()
-
+                   "every_window": name.endswith("-all")}
+            runs[name].append(_child(name.removesuffix("-all"), cfg, workdir / f"{name}.log"))
     rows: dict[str, dict[str, Any]] = {}
     for name, results in runs.items():
-        seconds = statistics.median(r["seconds"] for r in results)
         rows[name] = {
-            "seconds": round(seconds, 2), "tiles_per_s": round(n_tiles / seconds, 3),
+            "seconds": round(statistics.median(r["seconds"] for r in results), 2),
             "seconds_all_rounds": [round(r["seconds"], 2) for r in results],
-            **{key: max(r[key] for r in results)
-               for key in ("peak_rss_mib", "tree_peak_mib")},
+            "windows": results[-1]["windows"],
+            **{key: max(r[key] for r in results) for key in ("peak_rss_mib", "tree_peak_mib")},
         }
-        if name != "ours":
-            rows[name]["stages_s"] = results[-1]["stages_s"]
-            rows[name]["ratio"] = round(seconds / rows["ours"]["seconds"], 2)
-            # Each round's peer ran right after its ours: less exposed to other jobs' load.
-            rows[name]["ratio_per_round"] = [round(r["seconds"] / o["seconds"], 2) for r, o
-                                             in zip(results, runs["ours"], strict=True)]
-            rows[name]["uncertainty_vs_ours"] = _compared(
-                workdir / "run-ours" / "uncertainty.npy",
-                workdir / f"run-{name}" / "uncertainty.npy",
-                args.slide, card.mpp, args.tile_size, args.overlap)
+    rows["nnunet"]["stages_s"] = runs["nnunet"][-1]["stages_s"]
+    rows["nnunet"]["uncertainty_vs_ours_all"] = _compared(
+        workdir / "run-ours-all" / "uncertainty.npy", workdir / "run-nnunet" / "uncertainty.npy")
+    ratios = {
+        "nnunet_over_ours_all": round(rows["nnunet"]["seconds"] / rows["ours-all"]["seconds"], 2),
+        "ours_all_over_bare_all": round(rows["ours-all"]["seconds"]
+                                        / rows["bare-all"]["seconds"], 3),
+        "ours_over_bare": round(rows["ours"]["seconds"] / rows["bare"]["seconds"], 3),
+        "nnunet_over_ours": round(rows["nnunet"]["seconds"] / rows["ours"]["seconds"], 2),
+    }
+    met = {"nnunet_over_ours_all": ratios["nnunet_over_ours_all"] >= GOAL_PEER_RATIO,
+           "ours_all_over_bare_all": ratios["ours_all_over_bare_all"] <= GOAL_COMPUTE_RATIO,
+           "ours_over_bare": ratios["ours_over_bare"] <= GOAL_COMPUTE_RATIO}
 
-    labels = {"ours": "ours (predict_slide)", "tile": "peer, patch = tile",
-              "plans": f"peer, patch {card.patch_size[0]}² sliding"}
-    print(f"\n{n_tiles} tissue tiles of {args.tile_size} px at {card.mpp} µm/px from "
-          f"{args.slide.name}, {card.n_folds} folds (median of {args.rounds} round(s), "
-          f"load average {load:.1f} at start)")
-    print(f"{'path':>26} {'s':>7} {'tiles/s':>8} {'RSS MiB':>8} {'tree MiB':>9} "
-          f"{'ratio':>6} {'per round':>16} {'|Δu| mean':>10}")
+    print(f"\n{args.slide.name} at {card.mpp} µm/px, {card.n_folds} folds, windows of "
+          f"{card.patch_size[0]}² px step 0.5 (median of {args.rounds} round(s), load average "
+          f"{load:.1f} at start)")
+    print(f"{'path':>9} {'s':>8} {'windows':>8} {'RSS MiB':>8} {'tree MiB':>9}")
     for name, row in rows.items():
-        ratio = row.get("ratio", 1.0)
-        per_round = ",".join(str(r) for r in row.get("ratio_per_round", []))
-        delta = row.get("uncertainty_vs_ours", {}).get("mean_abs_diff", "")
-        print(f"{labels[name]:>26} {row['seconds']:>7} {row['tiles_per_s']:>8} "
-              f"{row['peak_rss_mib']:>8} {row['tree_peak_mib']:>9} {ratio:>6} "
-              f"{per_round:>16} {delta!s:>10}")
-
+        print(f"{name:>9} {row['seconds']:>8} {row['windows']!s:>8} {row['peak_rss_mib']:>8} "
+              f"{row['tree_peak_mib']:>9}")
+    for key, value in ratios.items():
+        goal = "" if key not in met else ("  (goal met)" if met[key] else "  (GOAL MISSED)")
+        print(f"{key:>24}: {value}{goal}")
+    print(f"{'|Δu| nnunet vs ours-all':>24}: "
+          f"{rows['nnunet']['uncertainty_vs_ours_all']['mean_abs_diff']}")
     summary = {
-        "slide": args.slide.name, "mpp": card.mpp, "tile_size": args.tile_size,
-        "overlap": args.overlap, "tiles": n_tiles, "rounds": args.rounds,
+        "slide": args.slide.name, "mpp": card.mpp, "rounds": args.rounds,
         "load_average_at_start": round(load, 2), "nnunet_processes": args.processes,
         "model": {"folds": card.n_folds, "patch_size": list(card.patch_size),
-                  "schedule": {k: card.profile.get(k) for k in (
-                      "name", "num_epochs", "iterations_per_epoch", "batch_size")},
-                  "training_seconds": card.training_seconds,
-                  "trained_now": trained_now},
-        "ours": rows["ours"], "peers": {k: v for k, v in rows.items() if k != "ours"},
-        "goals": {"ratio_at_least": GOAL_RATIO},
+                  "training_seconds": card.training_seconds, "trained_now": trained_now},
+        "paths": rows, "ratios": ratios, "goals_met": met,
+        "goals": {"nnunet_over_ours_all_at_least": GOAL_PEER_RATIO,
+                  "ours_over_bare_at_most": GOAL_COMPUTE_RATIO},
         "command": " ".join([".venv/bin/python", "bench/ensemble.py", *sys.argv[1:]]),
     }
     RESULTS.mkdir(exist_ok=True)
