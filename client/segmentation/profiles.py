@@ -103,6 +103,11 @@ class TrainingProfile:
     proximal_mu:
         FedProx's μ: ``μ/2 · ‖w − w⁰‖²`` is added to the loss, ``w⁰`` the weights a fold
         starts from (0 = plain training).
+    seed:
+        Seeds Python's, NumPy's and PyTorch's generators before each fold (fold ``k`` with
+        ``seed * 1000 + k``): weight initialisation, patch sampling and augmentation repeat.
+        ``None`` leaves them as they are (every run differs). A seeded run repeats up to
+        rounding: threads may add partial sums in another order (~1e-7 on a busy CPU).
     """
 
     name: str
@@ -117,10 +122,14 @@ class TrainingProfile:
     hue_shift: float = 0.0
     n_proc_data_augmentation: int | None = None
     proximal_mu: float = 0.0
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.n_folds < 2:
             raise ConfigError(f"profile {self.name!r}: n_folds must be >= 2")
+        if self.seed is not None and not 0 <= self.seed < 2**20:
+            raise ConfigError(f"profile {self.name!r}: seed must lie in [0, 2**20), "
+                              f"got {self.seed}")
         if self.proximal_mu < 0:
             raise ConfigError(f"profile {self.name!r}: proximal_mu must be >= 0")
         if not 0.0 <= self.hue_shift <= 0.5:

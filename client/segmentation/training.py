@@ -17,6 +17,7 @@ import gc
 import json
 import logging
 import os
+import random
 import shutil
 import tempfile
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import nnunetv2
+import numpy as np
 import torch
 
 from pathloop.client.errors import ConfigError
@@ -216,6 +218,8 @@ def _train_fold(
 ) -> dict[str, Any]:
     trainer_plans = copy.deepcopy(dict(plans))
     trainer_plans["continue_training"] = False  # nnU-Net 2.8 pops this key in __init__
+    if profile.seed is not None:
+        _seed_generators(profile.seed * 1000 + fold)
     with _failures(log_file, f"training fold {fold}"):
         trainer = PathloopTrainer(trainer_plans, planning.CONFIGURATION, fold,
                                   copy.deepcopy(dict(dataset_json)), device=device)
@@ -261,6 +265,13 @@ def _train_fold(
     del trainer, network
     gc.collect()
     return {"ema_pseudo_dice": round(float(dice), 4)}
+
+
+def _seed_generators(seed: int) -> None:
+    """Seed every generator a fold's training draws from (see ``TrainingProfile.seed``)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def _read_parent(
