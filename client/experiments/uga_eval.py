@@ -12,13 +12,16 @@ versioned masks, retraining with lineage:
    pathologist would be shown; the rest of its images (the remaining training images and its
    MoNuSeg test image) are held out. The baseline predicts the pool; its patches are ranked
    across the centre by mean UGA uncertainty, and, as the baseline strategy, drawn at random
-   among foreground patches (one draw per seed). The top ``k`` of each (``k`` in ``ks``;
-   the top 5 are the first 5 of the top 10) get their expert masks as corrections, the
-   paper's simulated pathologist.
+   among foreground patches. The top ``k`` of each (``k`` in ``ks``; the top 5 are the
+   first 5 of the top 10) get their expert masks as corrections, the paper's simulated
+   pathologist.
 3. Each selection trains a new ensemble from the baseline's weights on the baseline's data
-   plus the corrected patches (flip and hue augmentation). A **control** continues the
-   baseline the same way without new patches, separating the patches' effect from the
-   extra training.
+   plus the corrected patches (flip and hue augmentation). The comparison is repeated over
+   **draws**: draw ``d`` draws the random patches with seed ``d`` and trains both
+   strategies' ensembles with training seed ``d``, so every draw yields a paired difference
+   UGA − random and the spread over draws says how much of a difference is chance. A
+   **control** continues the baseline the same way without new patches, separating the
+   patches' effect from the extra training.
 4. Every model is scored by nucleus Dice on its centre's held-out images (the mean over
    images; the overall figure pools every held-out image of the target centres). The
    baseline is also scored on the baseline centres' test images (in-domain reference).
@@ -49,7 +52,7 @@ from pathloop.client.experiments.uga_records import (
     UgaEvalConfig,
     UgaEvalResult,
 )
-from pathloop.client.ranking import PatchCandidate, PatchSpec, SiteRanking
+from pathloop.client.ranking import PatchCandidate, PatchSpec
 from pathloop.client.segmentation import Case, SegmentationTask
 from pathloop.client.settings import SiteSettings, TilingSettings
 from pathloop.client.store import CorrectionRecord, ModelVersionRecord, PatchBox, Store
@@ -96,8 +99,7 @@ def run_uga_eval(monuseg: Path, workdir: Path, config: UgaEvalConfig = UgaEvalCo
                             tiling=TilingSettings(thumbnail_mpp=2.0))
     arms: list[ArmResult] = []
     candidates: dict[str, int] = {}
-    n_models = 1 + int(config.control) + len(centres) * len(config.ks) * (
-        1 + len(config.random_seeds))
+    n_models = 1 + int(config.control) + len(centres) * len(config.ks) * 2 * len(config.draws)
     trained = 0
     with Store.open(settings) as store:
         data = _Data(settings, store, config.model_mpp, images)
@@ -115,7 +117,8 @@ def run_uga_eval(monuseg: Path, workdir: Path, config: UgaEvalConfig = UgaEvalCo
                                   data.score(baseline, centre.held_out, device)))
         if config.control:
             notify("continuing the baseline without new patches", trained, n_models)
-            control = _retrain(data, config, base_cases, baseline, "continued", [], device)
+            control = _retrain(data, config, base_cases, baseline, "continued", [],
+                               config.draws[0], device)
             trained += 1
             for centre in centres:
                 arms.append(ArmResult(centre.name, "continued", 0, None, control.id,
@@ -124,14 +127,15 @@ def run_uga_eval(monuseg: Path, workdir: Path, config: UgaEvalConfig = UgaEvalCo
         for centre in centres:
             selections, candidates[centre.name] = _select(data, config, centre, baseline,
                                                           device)
-            for (arm, seed, k), patches in selections.items():
-                notify(f"{centre.name}: retraining with {k} {arm} patches", trained, n_models)
+            for (arm, draw, k), patches in selections.items():
+                notify(f"{centre.name}: draw {draw}, retraining with {k} {arm} patches",
+                       trained, n_models)
                 corrections = [data.correct(patch) for patch in patches]
-                name = f"{centre.name}-{arm}{'' if seed is None else seed}-{k}"
+                name = f"{centre.name}-{arm}-draw{draw}-{k}"
                 version = _retrain(data, config, base_cases, baseline, name, corrections,
-                                   device)
+                                   draw, device)
                 trained += 1
-                arms.append(ArmResult(centre.name, arm, k, seed, version.id,
+                arms.append(ArmResult(centre.name, arm, k, draw, version.id,
                                       data.score(version, centre.held_out, device),
                                       [data.describe(p) for p in patches],
                                       _seconds(version)))
@@ -224,8 +228,9 @@ class _Data:
 
 def _select(data: _Data, config: UgaEvalConfig, centre: _Centre,
             baseline: ModelVersionRecord, device: str
-            ) -> tuple[dict[tuple[str, int | None, int], list[PatchCandidate]], int]:
-    """Predict the pool with the baseline; rank it by UGA and at random; top-k selections."""
+            ) -> tuple[dict[tuple[str, int, int], list[PatchCandidate]], int]:
+    """Predict the pool with the baseline; rank it by UGA and at random (one ranking per
+    draw); the top-k selections by (strategy, draw, k), each draw's pair together."""
     ensemble = load_ensemble(baseline, device)
     pool = [data.records[i.stem] for i in centre.pool]
     for record in pool:
@@ -233,28 +238,27 @@ def _select(data: _Data, config: UgaEvalConfig, centre: _Centre,
     spec = PatchSpec(size=config.patch_size, mpp=config.model_mpp, stride=config.patch_stride,
                      filter_mpp=config.model_mpp * 4)
     k_max = max(config.ks)
-    rankings: dict[tuple[str, int | None], SiteRanking] = {
-        ("uga", None): rank_stored_site(data.settings, data.store, pool, spec=spec, k=k_max,
-                                        strategy="uga")}
-    for seed in config.random_seeds:
-        rankings["random", seed] = rank_stored_site(data.settings, data.store, pool,
-                                                    spec=spec, k=k_max, strategy="random",
-                                                    seed=seed)
-    n_candidates = rankings["uga", None].n_candidates
-    if n_candidates < k_max:
-        raise InputError(f"centre {centre.name}: {n_candidates} candidate patches, fewer than "
-                         f"k={k_max}")
-    selections = {(arm, seed, k): ranking.selected[:k]
-                  for (arm, seed), ranking in rankings.items() for k in sorted(config.ks)}
-    return selections, n_candidates
+    uga = rank_stored_site(data.settings, data.store, pool, spec=spec, k=k_max, strategy="uga")
+    if uga.n_candidates < k_max:
+        raise InputError(f"centre {centre.name}: {uga.n_candidates} candidate patches, fewer "
+                         f"than k={k_max}")
+    selections: dict[tuple[str, int, int], list[PatchCandidate]] = {}
+    for draw in config.draws:
+        drawn = rank_stored_site(data.settings, data.store, pool, spec=spec, k=k_max,
+                                  strategy="random", seed=draw)
+        for k in sorted(config.ks):
+            selections["uga", draw, k] = uga.selected[:k]
+            selections["random", draw, k] = drawn.selected[:k]
+    return selections, uga.n_candidates
 
 
 def _retrain(data: _Data, config: UgaEvalConfig, base_cases: list[Case],
              baseline: ModelVersionRecord, name: str, corrections: list[CorrectionRecord],
-             device: str) -> ModelVersionRecord:
+             seed: int, device: str) -> ModelVersionRecord:
     cases = [*base_cases, *correction_cases(data.settings, data.store, corrections)]
+    profile = config.retrain_profile.with_overrides(seed=seed)
     return train_model(data.settings, data.store, cases, task=NUCLEI, mpp=config.model_mpp,
-                       profile=config.retrain_profile, name=name, parent=baseline,
+                       profile=profile, name=name, parent=baseline,
                        corrections=corrections, device=device)
 
 
@@ -270,6 +274,8 @@ def _split(images: list[MonusegImage], config: UgaEvalConfig
         raise InputError(f"centres {sorted(overlap)} are both baseline and target centres")
     if not config.ks or min(config.ks) < 1:
         raise InputError(f"ks must be positive patch counts, got {config.ks}")
+    if not config.draws or len(set(config.draws)) < len(config.draws) or min(config.draws) < 0:
+        raise InputError(f"draws must be distinct seeds >= 0, got {config.draws}")
     baseline = [i for organ in config.baseline_centres for i in groups[organ]
                 if i.split == "train"]
     centres = []
