@@ -22,6 +22,7 @@ from scipy import ndimage
 
 from pathloop.client.sample._layout import Layout
 from pathloop.client.sample._noise import derive_key, uniform
+from pathloop.client.sample.morphology import SITE_MORPHOLOGIES, SiteMorphology
 
 COVERAGE_ONE = 255  # integer coverage of a pixel fully inside a nucleus
 DENSITY_ONE = 1 << 14  # integer unit of haematoxylin concentration (x coverage)
@@ -31,7 +32,6 @@ Stamp = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray
 
 _N_VARIANTS = 96  # stamps per class
 _CELL_UM = 10.0
-_PRESENCE = (0.3, 0.85)  # probability that a cell holds a nucleus: normal, tumour
 _SALTS = (11, 12, 13, 14)  # presence, jitter x, jitter y, variant
 _SALT_STAMPS = 16
 
@@ -59,10 +59,10 @@ class NucleusStamps:
     Stamps ``0..n-1`` are normal, ``n..2n-1`` tumour.
     """
 
-    def __init__(self, seed: int, px_per_um: float) -> None:
+    def __init__(self, seed: int, px_per_um: float, tumour_scale: float = 1.0) -> None:
         rng = np.random.default_rng([seed, _SALT_STAMPS])
         stamps = [_normal_stamp(rng, px_per_um) for _ in range(_N_VARIANTS)]
-        stamps += [_tumour_stamp(rng, px_per_um) for _ in range(_N_VARIANTS)]
+        stamps += [_tumour_stamp(rng, px_per_um, tumour_scale) for _ in range(_N_VARIANTS)]
         lengths = [len(s[0]) for s in stamps]
         self.offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         self.dy = np.concatenate([s[0] for s in stamps]).astype(np.int64)
@@ -82,11 +82,15 @@ class NucleusField:
     seed : slide seed.
     px_per_um : level-0 pixels per micrometre (1 / mpp).
     tile_size : side of the tiles that will be drawn, px.
+    morphology : the site's nucleus densities and tumour nucleus size.
     """
 
-    def __init__(self, layout: Layout, seed: int, px_per_um: float, tile_size: int) -> None:
+    def __init__(self, layout: Layout, seed: int, px_per_um: float, tile_size: int,
+                 morphology: SiteMorphology = SITE_MORPHOLOGIES[0]) -> None:
         self.layout = layout
-        self.stamps = NucleusStamps(seed, px_per_um)
+        self.stamps = NucleusStamps(seed, px_per_um, morphology.tumour_nucleus_scale)
+        # Probability that a cell holds a nucleus: normal, tumour.
+        self._presence = (morphology.normal_presence, morphology.tumour_presence)
         self.cell = max(4, round(_CELL_UM * px_per_um))
         self.tile_size = tile_size
         self._keys = [derive_key(seed, salt) for salt in _SALTS]
@@ -114,7 +118,8 @@ class NucleusField:
             centre = self.layout.points(gx * c + c // 2, gy * c + c // 2)
             tumour = (centre.tumour > 0) & (centre.tissue > 0)
         k_present, k_jx, k_jy, k_variant = self._keys
-        present = uniform(k_present, gx, gy) < np.where(tumour, _PRESENCE[1], _PRESENCE[0])
+        normal_presence, tumour_presence = self._presence
+        present = uniform(k_present, gx, gy) < np.where(tumour, tumour_presence, normal_presence)
         gx, gy, tumour = gx[present], gy[present], tumour[present]
 
         # Tumour nuclei sit near their cell's centre (packed sheets); others anywhere in it.
@@ -206,8 +211,8 @@ def _normal_stamp(rng: np.random.Generator, px_per_um: float) -> Stamp:
     return _sparse(coverage, np.clip(density, 0.2, None))
 
 
-def _tumour_stamp(rng: np.random.Generator, px_per_um: float) -> Stamp:
-    a = rng.uniform(4.5, 7.5) * px_per_um
+def _tumour_stamp(rng: np.random.Generator, px_per_um: float, scale: float) -> Stamp:
+    a = rng.uniform(4.5, 7.5) * px_per_um * scale
     b = a * rng.uniform(0.6, 0.95)
     darkness = rng.uniform(1.6, 2.3)
     radius = int(np.ceil(max(a, b) * 1.3)) + 1

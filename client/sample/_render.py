@@ -21,6 +21,7 @@ from scipy import ndimage
 from pathloop.client.sample._layout import DECIDED, DECIDED_MARGIN, Layout
 from pathloop.client.sample._noise import ValueNoise, derive_key
 from pathloop.client.sample._nuclei import COVERAGE_ONE, NucleusField
+from pathloop.client.sample.morphology import SITE_MORPHOLOGIES, SiteMorphology
 from pathloop.client.sample.stains import SiteStain
 
 GLASS_PERIOD = 64  # px; tile sizes must be multiples of it
@@ -61,6 +62,7 @@ class SlideParameters:
     tile_size: int
     tissue_fraction: float
     tumour_fraction: float
+    morphology: SiteMorphology = SITE_MORPHOLOGIES[0]
 
 
 class TileRenderer:
@@ -77,7 +79,9 @@ class TileRenderer:
         px_per_um = 1.0 / params.mpp
         self.layout = Layout(params.width, params.height, params.seed, params.tissue_fraction,
                              params.tumour_fraction, px_per_um)
-        self.nuclei = NucleusField(self.layout, params.seed, px_per_um, params.tile_size)
+        self.nuclei = NucleusField(self.layout, params.seed, px_per_um, params.tile_size,
+                                   params.morphology)
+        self._tumour_tint = np.float32(params.morphology.tumour_tint)
         glass = _glass_tile(params.stain, params.seed, params.tile_size)
         self.background_rgb: NDArray[np.uint8] = (glass + 0.5).astype(np.uint8)
         """(T, T, 3) uint8: what every tile without tissue looks like."""
@@ -120,7 +124,7 @@ class TileRenderer:
         fine_haematoxylin = _periodic_window(self._haematoxylin_texture, x0, y0, t)
         eosin = (f32(0.4) - f32(0.1) * tumourness) * (
             fine_eosin + f32(0.25) * self._patches.grid(x0, y0, t, t))
-        haematoxylin = (f32(0.22) * tumourness + fine_haematoxylin
+        haematoxylin = (self._tumour_tint * tumourness + fine_haematoxylin
                         + np.minimum(drawn.density, f32(4.0)))
         if tissue is not None:
             eosin *= tissue

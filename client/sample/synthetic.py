@@ -37,11 +37,12 @@ from pathloop.client.errors import RegionError
 from pathloop.client.sample._layout import OVERHANG
 from pathloop.client.sample._render import GLASS_PERIOD, SlideParameters, TileRenderer
 from pathloop.client.sample._writer import default_workers, write_slide_files
+from pathloop.client.sample.morphology import SITE_MORPHOLOGIES, SiteMorphology
 from pathloop.client.sample.stains import SITE_STAINS, SiteStain
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bumped whenever the same parameters would give different pixels (invalidates sidecars)."""
 
 
@@ -60,6 +61,7 @@ class SyntheticSlide:
     stain : the site stain it was coloured with.
     has_masks : whether the two mask files were written (``write_masks``); when False their
         paths name files that do not exist.
+    morphology : the site morphology its tissue was drawn with.
     """
 
     slide_path: Path
@@ -71,6 +73,7 @@ class SyntheticSlide:
     seed: int
     stain: SiteStain
     has_masks: bool = True
+    morphology: SiteMorphology = SITE_MORPHOLOGIES[0]
 
 
 def write_synthetic_slide(
@@ -81,6 +84,7 @@ def write_synthetic_slide(
     height: int,
     seed: int,
     stain: SiteStain = SITE_STAINS[0],
+    morphology: SiteMorphology = SITE_MORPHOLOGIES[0],
     mpp: float = 0.5,
     tile_size: int = 256,
     tissue_fraction: float = 0.35,
@@ -98,6 +102,7 @@ def write_synthetic_slide(
     width, height : level-0 size in pixels.
     seed : everything random derives from it: same arguments, same pixels.
     stain : the simulated site's stain appearance.
+    morphology : the simulated site's tissue morphology.
     mpp : level-0 resolution in µm/px; nuclei and textures have physical sizes.
     tile_size : TIFF tile side in px, a multiple of 64 up to 2048.
     tissue_fraction : fraction of the slide area covered by tissue, in (0, 0.9].
@@ -118,7 +123,7 @@ def write_synthetic_slide(
         If a size, fraction, quality or the tile size is out of range.
     """
     params = _parameters(width, height, seed, stain, mpp, tile_size, tissue_fraction,
-                         tumour_fraction)
+                         tumour_fraction, morphology)
     if not 1 <= jpeg_quality <= 100:
         raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality}")
     directory = Path(directory)
@@ -182,10 +187,11 @@ def make_sample_sites(directory: Path, *, n_sites: int = 3, slides_per_site: int
                       size: int = 4096, seed: int = 0) -> dict[str, list[SyntheticSlide]]:
     """Make (or find) the demo's sample slides: a few per simulated site.
 
-    Site ``i`` is called ``site-a``, ``site-b``, ... and stains all its slides with
-    ``SITE_STAINS[i]``; its slides are written to ``directory / site`` as
-    ``site-a-slide-0``, ... with width ``size`` and height ``3 * size // 4`` px at 0.5 µm/px
-    and tissue fraction and tumour fraction drawn from ``seed``. A slide whose files and
+    Site ``i`` is called ``site-a``, ``site-b``, ... and draws all its slides with
+    ``SITE_STAINS[i]`` and ``SITE_MORPHOLOGIES[i]``; its slides are written to
+    ``directory / site`` as ``site-a-slide-0``, ... with width ``size`` and height
+    ``3 * size // 4`` px at 0.5 µm/px and tissue fraction (0.25–0.45 of the slide) and
+    tumour fraction (0.25–0.45 of the tissue) drawn from ``seed``. A slide whose files and
     sidecar already exist with the same parameters is not written again.
 
     Parameters
@@ -214,8 +220,9 @@ def make_sample_sites(directory: Path, *, n_sites: int = 3, slides_per_site: int
             slide_seed = int(rng.integers(2**31))
             kwargs: dict[str, Any] = dict(
                 width=size, height=3 * size // 4, seed=slide_seed, stain=stain,
+                morphology=SITE_MORPHOLOGIES[site_index],
                 tissue_fraction=round(float(rng.uniform(0.25, 0.45)), 3),
-                tumour_fraction=round(float(rng.uniform(0.1, 0.3)), 3))
+                tumour_fraction=round(float(rng.uniform(0.25, 0.45)), 3))
             name = f"{site}-slide-{slide_index}"
             found = _existing(directory / site, name, kwargs)
             slides.append(found or write_synthetic_slide(directory / site, name, **kwargs))
@@ -224,8 +231,8 @@ def make_sample_sites(directory: Path, *, n_sites: int = 3, slides_per_site: int
 
 
 def _parameters(width: int, height: int, seed: int, stain: SiteStain, mpp: float,
-                tile_size: int, tissue_fraction: float,
-                tumour_fraction: float | None) -> SlideParameters:
+                tile_size: int, tissue_fraction: float, tumour_fraction: float | None,
+                morphology: SiteMorphology = SITE_MORPHOLOGIES[0]) -> SlideParameters:
     if width < 64 or height < 64:
         raise ValueError(f"a slide needs at least 64x64 px, got {width}x{height}")
     if not GLASS_PERIOD <= tile_size <= OVERHANG or tile_size % GLASS_PERIOD:
@@ -241,7 +248,7 @@ def _parameters(width: int, height: int, seed: int, stain: SiteStain, mpp: float
     if not 0 <= tumour_fraction <= 0.8:
         raise ValueError(f"tumour_fraction must be in [0, 0.8], got {tumour_fraction}")
     return SlideParameters(width, height, seed, stain, float(mpp), tile_size,
-                           float(tissue_fraction), float(tumour_fraction))
+                           float(tissue_fraction), float(tumour_fraction), morphology)
 
 
 def _describe(directory: Path, name: str, params: SlideParameters,
@@ -251,7 +258,7 @@ def _describe(directory: Path, name: str, params: SlideParameters,
         label_mask_path=directory / f"{name}.labels.tiff",
         nuclei_mask_path=directory / f"{name}.nuclei.tiff",
         width=params.width, height=params.height, mpp=params.mpp, seed=params.seed,
-        stain=params.stain, has_masks=has_masks)
+        stain=params.stain, has_masks=has_masks, morphology=params.morphology)
 
 
 def _partial(path: Path) -> Path:
@@ -287,7 +294,8 @@ def _existing(directory: Path, name: str, kwargs: dict[str, Any]) -> SyntheticSl
     arguments = {**defaults, **kwargs}
     params = _parameters(arguments["width"], arguments["height"], arguments["seed"],
                          arguments["stain"], arguments["mpp"], arguments["tile_size"],
-                         arguments["tissue_fraction"], arguments["tumour_fraction"])
+                         arguments["tissue_fraction"], arguments["tumour_fraction"],
+                         arguments["morphology"])
     expected = _record(params, arguments["jpeg_quality"], arguments["write_masks"])
     try:
         recorded = json.loads(sidecar.read_text())
@@ -307,7 +315,9 @@ def _existing(directory: Path, name: str, kwargs: dict[str, Any]) -> SyntheticSl
 
 __all__ = [
     "GENERATOR_VERSION",
+    "SITE_MORPHOLOGIES",
     "SITE_STAINS",
+    "SiteMorphology",
     "SiteStain",
     "SyntheticSlide",
     "make_sample_sites",

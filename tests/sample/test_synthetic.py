@@ -20,6 +20,7 @@ from PIL import Image
 import pathloop.client.sample as sample
 from pathloop.client.errors import RegionError
 from pathloop.client.sample import (
+    SITE_MORPHOLOGIES,
     SITE_STAINS,
     SyntheticSlide,
     make_sample_sites,
@@ -77,8 +78,8 @@ def nuclei(slide: SyntheticSlide) -> np.ndarray:
 
 def test_public_surface() -> None:
     assert sorted(sample.__all__) == sorted([
-        "SITE_STAINS", "SiteStain", "SyntheticSlide", "make_sample_sites", "read_mask_region",
-        "write_synthetic_slide"])
+        "SITE_MORPHOLOGIES", "SITE_STAINS", "SiteMorphology", "SiteStain", "SyntheticSlide",
+        "make_sample_sites", "read_mask_region", "write_synthetic_slide"])
 
 
 def test_returned_description(slide: SyntheticSlide, folder: Path) -> None:
@@ -190,6 +191,22 @@ def test_sites_have_distinct_stains(folder: Path) -> None:
             assert np.abs(means[a] - means[b]).max() > 15, (a, b, means)
 
 
+def test_site_morphologies_change_the_tissue_as_declared(folder: Path) -> None:
+    """Nucleus density follows each morphology: lobular tumour is sparse, inflamed stroma
+    crowded; the first site's tumour is the densest relative to its stroma."""
+    density: dict[str, tuple[float, float]] = {}
+    for morphology in SITE_MORPHOLOGIES[:3]:
+        made = _write(folder, morphology.name, width=2048, height=1536,
+                      morphology=morphology, tumour_fraction=0.4)
+        labels, nuclei = _mask(made.label_mask_path), _mask(made.nuclei_mask_path)
+        density[morphology.name] = (nuclei[labels == 1].mean(), nuclei[labels == 2].mean())
+    solid, lobular, inflamed = density["solid"], density["lobular"], density["inflamed"]
+    assert lobular[1] < 0.5 * solid[1]  # fewer, smaller tumour nuclei
+    assert inflamed[0] > 2 * solid[0]  # crowded normal tissue
+    ratios = {name: tumour / normal for name, (normal, tumour) in density.items()}
+    assert ratios["solid"] > 2 * max(ratios["lobular"], ratios["inflamed"]), ratios
+
+
 def test_same_arguments_give_identical_files(folder: Path, slide: SyntheticSlide,
                                              pixels: np.ndarray) -> None:
     again = _write(folder / "again", "slide", workers=1)  # the output ignores the workers
@@ -273,6 +290,7 @@ def test_make_sample_sites_makes_three_sites_once(tmp_path: Path) -> None:
     assert [len(slides) for slides in sites.values()] == [2, 2, 2]
     stains = [slides[0].stain for slides in sites.values()]
     assert stains == list(SITE_STAINS[:3])
+    assert [slides[0].morphology for slides in sites.values()] == list(SITE_MORPHOLOGIES[:3])
     every = [s for slides in sites.values() for s in slides]
     assert len({s.seed for s in every}) == len(every)
     for made in every:
