@@ -27,11 +27,13 @@ def _main(
     ctx: typer.Context,
     config: Path | None = typer.Option(None, "--config", "-c", envvar="PATHLOOP_CONFIG",
                                        help="Site config file (TOML)."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Show libraries' log lines and warnings on the terminal "
+                                      "(long commands otherwise keep them in a log file)."),
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    ctx.obj = CliState(config)
+    ctx.obj = CliState(config, verbose)
 
 
 app.command("tile")(slides.tile)

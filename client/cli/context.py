@@ -47,6 +47,7 @@ class CliState:
     """The root options, kept in typer's context (``ctx.obj``) for the commands."""
 
     config: Path | None = None
+    verbose: bool = False
     _settings: SiteSettings | None = field(default=None, repr=False)
 
     @property

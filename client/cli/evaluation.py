@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from pathloop.client.cli.context import console, progress_bar
+from pathloop.client.cli.context import cli_state, console, progress_bar
+from pathloop.client.cli.logs import command_log
 from pathloop.client.errors import ConfigError
 from pathloop.client.experiments.uga_records import RETRAIN_PROFILE, UgaEvalConfig
 
@@ -18,6 +19,7 @@ app = typer.Typer(help="Reproduce the papers' experiments on real annotated data
 
 @app.command("uga")
 def eval_uga(
+    ctx: typer.Context,
     monuseg: Path = typer.Option(..., "--monuseg", help="MoNuSeg folder (train/ and test/)."),
     workdir: Path = typer.Option(Path("pathloop-eval-uga"), "--workdir",
                                  help="New folder for the experiment's store, models, report."),
@@ -36,6 +38,8 @@ def eval_uga(
     quick: bool = typer.Option(False, "--quick",
                                help="2 folds, a few iterations: checks the pipeline only."),
     device: str = typer.Option("cpu", "--device"),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Libraries' log lines on the terminal too."),
 ) -> None:
     """The UGA paper's experiment on MoNuSeg: baseline, +k UGA and +k random patches, repeated
     over draws (about an hour on 2 cores with the defaults)."""
@@ -52,7 +56,8 @@ def eval_uga(
         baseline_centres=_names(baseline), target_centres=_names(centres), n_pool=pool,
         ks=tuple(_integers(ks, "--ks")), draws=tuple(_integers(draws, "--draws")),
         baseline_profile=base_profile, retrain_profile=retrain)
-    with progress_bar() as progress:
+    verbose = verbose or cli_state(ctx).verbose
+    with command_log(workdir, "eval-uga", verbose=verbose), progress_bar() as progress:
         task = progress.add_task("eval uga", total=None)
         result = run_uga_eval(monuseg, workdir, config, device=device,
                               progress=lambda message, done, total: progress.update(

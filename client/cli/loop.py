@@ -6,6 +6,7 @@ import typer
 from rich.table import Table
 
 from pathloop.client.cli.context import console, open_store, progress_bar, site_settings
+from pathloop.client.cli.logs import site_command_log
 
 
 def predict(
@@ -20,7 +21,8 @@ def predict(
     from pathloop.client.usecases.slides import find_slide
 
     settings = site_settings(ctx)
-    with open_store(settings) as store, progress_bar() as progress:
+    with site_command_log(ctx, "predict"), open_store(settings) as store, \
+            progress_bar() as progress:
         record = find_slide(store, slide)
         version = store.get_model_version(model)
         ensemble = load_ensemble(version, device)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from pathloop.client.cli.context import console, open_store, site_settings
+from pathloop.client.cli.logs import site_command_log
 from pathloop.client.errors import ConfigError
 
 app = typer.Typer(help="Train and inspect fold ensembles.", no_args_is_help=True)
@@ -34,7 +35,7 @@ def model_train(
     from pathloop.client.usecases.models import correction_cases, folder_cases, train_model
 
     settings = site_settings(ctx)
-    with open_store(settings) as store:
+    with site_command_log(ctx, "model-train"), open_store(settings) as store:
         parent_version = store.get_model_version(parent) if parent is not None else None
         task = SegmentationTask("custom", {n: i for i, n in enumerate(labels.split(","))})
         if parent_version is not None:

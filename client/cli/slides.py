@@ -14,6 +14,7 @@ from pathloop.client.cli.context import (
     progress_bar,
     site_settings,
 )
+from pathloop.client.cli.logs import site_command_log
 from pathloop.client.errors import PathloopError
 
 app = typer.Typer(help="Add, list and inspect slides.", no_args_is_help=True)
@@ -93,7 +94,8 @@ def tile(
     overrides = {k: v for k, v in
                  {"mpp": mpp, "tile_size": tile_size, "stride": stride}.items() if v is not None}
     params = settings.tiling.model_copy(update=overrides)
-    with open_store(settings) as store, progress_bar() as progress:
+    with site_command_log(ctx, "tile"), open_store(settings) as store, \
+            progress_bar() as progress:
         record = find_slide(store, slide)
         task = progress.add_task(f"tiling {record.name}", total=None)
         result = tile_slide(settings, store, record, tiling=params,

@@ -30,12 +30,13 @@ import json
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from PIL import Image
 
 from pathloop.client.demo.sites import pairs, site_settings
-from pathloop.client.demo.uga import MODEL_MPP, TASK, baseline_cases
+from pathloop.client.demo.uga import MODEL_MPP, TASK, baseline_cases, slide_dice
 from pathloop.client.errors import InputError
 from pathloop.client.sample import SyntheticSlide
 from pathloop.client.segmentation import Case, export_model
@@ -61,10 +62,18 @@ class RoundDice:
         return sum(self.dice.values()) / len(self.dice) if self.dice else float("nan")
 
 
+#: Each site's fine-tuning per round: epochs of the tiny profile and the learning rate.
+ROUND_EPOCHS = 2
+ROUND_LEARNING_RATE = 3e-3
+
+
 def run_federated_rounds(workdir: Path, sites: dict[str, list[SyntheticSlide]],
                          baseline: ModelVersionRecord, *, rounds: int = 2, rerank_k: int = 5,
-                         mode: str = "simulation", timeout: float = 3600.0) -> list[RoundDice]:
-    """Run ``rounds`` federated rounds across the demo's sites; Dice per global version.
+                         mode: str = "simulation", timeout: float = 3600.0,
+                         local_epochs: int = ROUND_EPOCHS,
+                         learning_rate: float = ROUND_LEARNING_RATE) -> list[RoundDice]:
+    """Run ``rounds`` federated rounds across the demo's sites; the federation's own Dice
+    (each site's held-out tiles) per global version.
 
     ``mode`` is ``simulation`` (Flower's Simulation Runtime) or ``loopback`` (a SuperLink
     and one SuperNode per site on this machine, TLS and SuperNode authentication on).
@@ -81,7 +90,8 @@ def run_federated_rounds(workdir: Path, sites: dict[str, list[SyntheticSlide]],
                for site_id, slides in sites.items()}
     run_config = {"checkpoint-dir": str(root / "checkpoints"), "initial-model": str(initial),
                   "num-server-rounds": rounds, "min-train-nodes": len(configs),
-                  "min-available-nodes": len(configs), "local-epochs": 1,
+                  "min-available-nodes": len(configs), "local-epochs": local_epochs,
+                  "learning-rate": learning_rate,
                   "round-timeout": timeout / rounds}
     if mode == "simulation":
         names = _simulate(list(configs.values()), run_config)
@@ -95,6 +105,52 @@ def run_federated_rounds(workdir: Path, sites: dict[str, list[SyntheticSlide]],
                               "above name each site's error)")
     return [RoundDice(version, dict(sorted(dice.items())))
             for version, dice in sorted(summary.dice.items())]
+
+
+@dataclass(frozen=True)
+class GlobalScores:
+    """The global versions after round 1, 2, … scored like the rest of the demo: tumour
+    Dice on each site's held-out slide (:func:`~pathloop.client.demo.uga.slide_dice`), and
+    each round's wall time (training, aggregation, evaluation and worklist refresh)."""
+
+    dice: dict[int, dict[str, float]]
+    round_seconds: dict[int, float]
+
+
+def score_global_versions(workdir: Path, sites: dict[str, list[SyntheticSlide]]
+                          ) -> GlobalScores:
+    """Score every global version the rounds made on each site's held-out slide.
+
+    Each site adopted the versions during the rounds; their records are found by the
+    weights' digest, so a site scores exactly the weights the server saved.
+
+    Raises
+    ------
+    FederationError
+        A site did not adopt a version the server saved.
+    """
+    from pathloop.client.usecases.models import MODEL_KIND
+    from pathloop.client.usecases.rounds import global_version_name
+    from pathloop.server.checkpoints import CheckpointStore
+
+    checkpoints = CheckpointStore(workdir / "federation" / "checkpoints")
+    versions = checkpoints.versions()
+    created = {v.version: datetime.fromisoformat(v.created) for v in versions}
+    dice: dict[int, dict[str, float]] = {}
+    for version in (v.version for v in versions if v.version > 0):
+        name = global_version_name(version, checkpoints.load(version))
+        dice[version] = {}
+        for site_id, slides in sites.items():
+            settings = site_settings(workdir, site_id)
+            with Store.open(settings) as store:
+                record = store.latest_model_version(MODEL_KIND, name)
+                if record is None:
+                    raise FederationError(f"{site_id} did not adopt global version {version}")
+                held_out = pairs(store, slides)[1]
+                dice[version][site_id] = slide_dice(settings, store, record, *held_out)
+    seconds = {v: round((created[v] - created[v - 1]).total_seconds(), 1)
+               for v in created if v - 1 in created}
+    return GlobalScores(dice, seconds)
 
 
 def _simulate(configs: list[Path], run_config: dict[str, object]) -> dict[int, str]:
@@ -162,4 +218,5 @@ def _write_tiles(cases: Iterable[Case], folder: Path) -> Path:
     return folder
 
 
-__all__ = ["FEDERATION_MODES", "RoundDice", "run_federated_rounds"]
+__all__ = ["FEDERATION_MODES", "GlobalScores", "RoundDice", "run_federated_rounds",
+           "score_global_versions"]

@@ -11,6 +11,7 @@ baseline training tiles; with real patients, each site's own training data stays
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -33,26 +34,29 @@ from pathloop.client.usecases.slides import open_stored_slide
 
 TASK = SegmentationTask("tumour", {"background": 0, "tumour": 1})
 MODEL_MPP = 2.0
-TILE = 256   # baseline training tiles, px at MODEL_MPP
+TILE = 128  # baseline training tiles, px at MODEL_MPP (the tiny profile's patch)
 PATCH = 128  # worklist patches, px at MODEL_MPP (256 µm: the demo's slides are small)
 TUMOUR_LABEL = 2  # in the sample slides' label masks
+DEMO_K = 12  # patches each site's simulated pathologist corrects
 # Small enough for a laptop demo on 2 cores; real sites train with nnU-Net's own plans.
 DEMO_PROFILE = TINY.with_overrides(num_epochs=5)
 # Fine-tuning from the baseline: a lower learning rate, and hue shifts as in the paper.
-RETRAIN_PROFILE = TINY.with_overrides(num_epochs=3, initial_lr=1e-3, hue_shift=0.05)
+RETRAIN_PROFILE = TINY.with_overrides(num_epochs=4, initial_lr=3e-3, hue_shift=0.05)
 
 Notify = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
 class SiteOutcome:
-    """One site's loop: how many patches were corrected, Dice before and after."""
+    """One site's loop: how many patches were corrected, Dice before and after, and what
+    it cost (predict, rank, correct, retrain and score, in seconds)."""
 
     site_id: str
     corrections: int
     mean_uncertainty_top: float
     dice_before: float
     dice_after: float
+    seconds: float = 0.0
 
 
 def ground_truth(sample: SyntheticSlide, x: int, y: int, width: int, height: int) -> NDArray[
@@ -102,10 +106,19 @@ def receive_model(store: Store, version: ModelVersionRecord, source: str) -> Mod
 
 def slide_dice(settings: SiteSettings, store: Store, version: ModelVersionRecord,
                record: SlideRecord, sample: SyntheticSlide) -> float:
-    """Tumour Dice of a model version over a whole slide at the model's µm/px."""
-    ensemble = load_ensemble(version)
-    prediction = predict_stored_slide(settings, store, record, ensemble, version)
-    predicted = store.rasters.open_raster(prediction.prediction).read(0)
+    """Tumour Dice of a model version over a whole slide at the model's µm/px.
+
+    The slide's prediction by that version is reused when the store holds one (a federated
+    round's worklist refresh makes it); otherwise the slide is predicted.
+    """
+    found = [r for r in store.rasters.list_rasters(record.id, "prediction")
+             if r.model_version_id == version.id]
+    if found:
+        raster = found[-1]
+    else:
+        raster = predict_stored_slide(settings, store, record, load_ensemble(version),
+                                      version).prediction
+    predicted = store.rasters.open_raster(raster).read(0)
     truth = ground_truth(sample, 0, 0, predicted.shape[1], predicted.shape[0])
     return dice(predicted, truth)
 
@@ -115,6 +128,7 @@ def run_site(settings: SiteSettings, store: Store, baseline: ModelVersionRecord,
              test: tuple[SlideRecord, SyntheticSlide], *, k: int,
              profile: TrainingProfile = RETRAIN_PROFILE) -> SiteOutcome:
     """Predict, rank, correct from ground truth, retrain, and measure one site."""
+    started = time.perf_counter()
     ensemble = load_ensemble(baseline)
     pool_record, pool_sample = pool
     predict_stored_slide(settings, store, pool_record, ensemble, baseline)
@@ -134,4 +148,5 @@ def run_site(settings: SiteSettings, store: Store, baseline: ModelVersionRecord,
         parent=baseline, corrections=corrections)
     after = slide_dice(settings, store, retrained, *test)
     top = float(np.mean([p.score_mean for p in ranking.selected])) if ranking.selected else 0.0
-    return SiteOutcome(settings.site_id, len(corrections), top, before, after)
+    return SiteOutcome(settings.site_id, len(corrections), top, before, after,
+                       round(time.perf_counter() - started, 1))

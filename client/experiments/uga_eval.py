@@ -80,7 +80,8 @@ class _Centre:
 
 def run_uga_eval(monuseg: Path, workdir: Path, config: UgaEvalConfig = UgaEvalConfig(), *,
                  device: str = "cpu", progress: Notify | None = None) -> UgaEvalResult:
-    """Run the experiment; its store, models and ``uga_eval.json`` go to ``workdir``.
+    """Run the experiment; its store, models and ``uga_eval.json`` go to ``workdir`` (new or
+    empty but for a ``logs`` folder).
 
     Raises
     ------
@@ -92,7 +93,7 @@ def run_uga_eval(monuseg: Path, workdir: Path, config: UgaEvalConfig = UgaEvalCo
     notify = progress or (lambda message, done, total: None)
     images = list_images(monuseg)
     baseline_images, centres = _split(images, config)
-    if workdir.exists() and any(workdir.iterdir()):
+    if workdir.exists() and any(p.name != "logs" for p in workdir.iterdir()):
         raise InputError(f"{workdir}: not empty; give a new folder for the experiment")
     settings = SiteSettings(site_id="uga-eval", data_dir=workdir / "site",
                             slide_roots=(monuseg.resolve(),),

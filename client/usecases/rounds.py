@@ -133,9 +133,7 @@ def adopt_global(settings: SiteSettings, store: Store, arrays: Arrays,
     """
     from pathloop.client.segmentation import ensemble_plans, write_ensemble
 
-    # The digest makes a version known only for the very same weights (a reset federation
-    # reuses version numbers).
-    name = f"global-v{config.global_version:04d}-{_digest(arrays)[:10]}"
+    name = global_version_name(config.global_version, arrays)
     known = store.latest_model_version(MODEL_KIND, name)
     if known is not None:
         return known
@@ -154,6 +152,15 @@ def adopt_global(settings: SiteSettings, store: Store, arrays: Arrays,
         provenance={**current.provenance, "global_version": config.global_version,
                     "received": "federation", "server_round": config.server_round},
         actor="federation")
+
+
+def global_version_name(version: int, arrays: Arrays) -> str:
+    """The local name of a global version: its number and its weights' digest.
+
+    The digest makes a version known only for the very same weights (a reset federation
+    reuses version numbers).
+    """
+    return f"global-v{version:04d}-{_digest(arrays)[:10]}"
 
 
 def _digest(arrays: Arrays) -> str:
@@ -248,5 +255,5 @@ def site_status(settings: SiteSettings, store: Store) -> dict[str, float]:
             MetricKey.PENDING: float(pending)}
 
 
-__all__ = ["LocalData", "RoundConfig", "adopt_global", "evaluate_round", "held_out_dice",
-           "refresh_worklists", "site_status", "train_round"]
+__all__ = ["LocalData", "RoundConfig", "adopt_global", "evaluate_round", "global_version_name",
+           "held_out_dice", "refresh_worklists", "site_status", "train_round"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +20,25 @@ QUICK = TINY.with_overrides(num_epochs=1, iterations_per_epoch=3, val_iterations
 
 @pytest.mark.slow
 def test_demo_loop_trains_ranks_corrects_and_retrains(tmp_path: Path) -> None:
-    summary = run_demo(tmp_path, n_sites=2, slides_per_site=2, size=2048, k=3,
+    summary = run_demo(tmp_path, n_sites=2, slides_per_site=2, size=3072, k=3,
                        profiles=(QUICK, QUICK), rounds=0)
     assert [o.site_id for o in summary.outcomes] == ["site-b"]
     outcome = summary.outcomes[0]
     assert outcome.corrections == 3
     assert 0.0 <= outcome.dice_before <= 1.0 and 0.0 <= outcome.dice_after <= 1.0
     assert outcome.mean_uncertainty_top > 0
+    # One scorer for the whole table: the held-out slide, baseline and retrained.
+    results = summary.results
+    assert results is not None and results.k == 3 and results.n_rounds == 0
+    site_a, site_b = results.sites
+    assert site_a.corrected is None and site_a.corrections == 0
+    assert site_b.baseline == outcome.dice_before and site_b.corrected == outcome.dice_after
+    assert site_b.morphology == "lobular" and site_b.stain == "purple"
+    assert (site_b.correction_seconds or 0) > 0
+    assert list(results.seconds)[:2] == ["sample slides, ingestion and tiling",
+                                        "site-a: baseline training"]
+    assert json.loads((tmp_path / "demo-summary.json").read_text())["sites"][1]["corrected"] \
+        == outcome.dice_after
     with Store.open(site_settings(tmp_path, "site-b")) as store:
         pool = store.list_slides()[0]
         for kind in ("prediction", "uncertainty", "entropy", "mutual-information"):
