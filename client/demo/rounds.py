@@ -63,7 +63,7 @@ class RoundDice:
 
 
 #: Each site's fine-tuning per round: epochs of the tiny profile and the learning rate.
-ROUND_EPOCHS = 2
+ROUND_EPOCHS = 3
 ROUND_LEARNING_RATE = 3e-3
 
 

@@ -9,7 +9,7 @@ patch's correction. Training on the corrections is :mod:`~pathloop.client.usecas
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -149,6 +149,16 @@ def save_correction_mask(store: Store, box: PatchBox, mask: NDArray[np.uint8], *
 
 def dice(prediction: NDArray[np.integer], truth: NDArray[np.integer], label: int = 1) -> float:
     """Dice of one label between two ``(H, W)`` label maps (1.0 when both are empty)."""
-    p, t = prediction == label, truth == label
-    total = int(p.sum()) + int(t.sum())
-    return 1.0 if total == 0 else 2.0 * int((p & t).sum()) / total
+    return pooled_dice([(prediction, truth)], label)
+
+
+def pooled_dice(pairs: Iterable[tuple[NDArray[np.integer], NDArray[np.integer]]],
+                label: int = 1) -> float:
+    """Dice of one label over several (prediction, truth) pairs counted together, as if they
+    were one image (1.0 when all are empty)."""
+    overlap = total = 0
+    for prediction, truth in pairs:
+        p, t = prediction == label, truth == label
+        overlap += int((p & t).sum())
+        total += int(p.sum()) + int(t.sum())
+    return 1.0 if total == 0 else 2.0 * overlap / total

@@ -22,7 +22,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,7 @@ from pathloop.client.ranking import PatchSpec
 from pathloop.client.segmentation import Case, ModelCard, SegmentationTask, get_profile
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import ModelVersionRecord, Store
-from pathloop.client.usecases.loop import dice, predict_stored_slide, rank_stored_slide
+from pathloop.client.usecases.loop import pooled_dice, predict_stored_slide, rank_stored_slide
 from pathloop.client.usecases.models import (
     MODEL_KIND,
     correction_cases,
@@ -206,24 +206,29 @@ def evaluate_round(settings: SiteSettings, store: Store, data: LocalData, arrays
                    config: RoundConfig) -> dict[str, float]:
     """Adopt the aggregated ensemble as current, score it on held-out tiles, re-rank."""
     version = adopt_global(settings, store, arrays, config)
-    scores = held_out_dice(version, data, settings.federation.device)
+    score, tiles = held_out_dice(version, data, settings.federation.device)
     if settings.federation.rerank_k:
         refresh_worklists(settings, store, version, k=settings.federation.rerank_k)
-    return {MetricKey.PROTOCOL: float(PROTOCOL_VERSION),
-            MetricKey.DICE: float(np.mean(scores)) if scores else 0.0,
-            MetricKey.HELD_OUT: float(len(scores))}
+    return {MetricKey.PROTOCOL: float(PROTOCOL_VERSION), MetricKey.DICE: score,
+            MetricKey.HELD_OUT: float(tiles)}
 
 
 def held_out_dice(version: ModelVersionRecord, data: LocalData, device: str = "cpu"
-                  ) -> list[float]:
-    """Foreground Dice of the fold mean's argmax on each held-out tile."""
+                  ) -> tuple[float, int]:
+    """Foreground Dice of the fold mean's argmax over the held-out tiles, pooled (every
+    tile's pixels counted together, as if they were one image), and the number of tiles.
+
+    Pooled rather than averaged per tile: a tile with a sliver of foreground would weigh as
+    much as one full of it, and one with none scores 0 or 1 whatever the model does.
+    """
     ensemble = load_ensemble(version, device)
-    scores = []
-    for case in data.held_out:
-        probs = ensemble.predict_folds(case.image[None])  # (K, 1, C, H, W)
-        predicted = probs.mean(axis=0)[0].argmax(axis=0)
-        scores.append(dice(predicted, case.mask))
-    return scores
+
+    def pairs() -> Iterator[tuple[NDArray[np.integer], NDArray[np.integer]]]:
+        for case in data.held_out:
+            probs = ensemble.predict_folds(case.image[None])  # (K, 1, C, H, W)
+            yield probs.mean(axis=0)[0].argmax(axis=0), case.mask
+
+    return pooled_dice(pairs()), len(data.held_out)
 
 
 def refresh_worklists(settings: SiteSettings, store: Store, version: ModelVersionRecord, *,
