@@ -64,7 +64,7 @@ class RoundDice:
 
 #: Each site's fine-tuning per round: epochs of the tiny profile and the learning rate.
 ROUND_EPOCHS = 3
-ROUND_LEARNING_RATE = 3e-3
+ROUND_LEARNING_RATE = 1e-3
 
 
 def run_federated_rounds(workdir: Path, sites: dict[str, list[SyntheticSlide]],

@@ -51,7 +51,7 @@ SITE_MORPHOLOGIES: tuple[SiteMorphology, ...] = (
     # Lobular-like: tumour in sparse cords of small nuclei, little tint: close to normal.
     SiteMorphology("lobular", tumour_presence=0.5, tumour_nucleus_scale=0.7, tumour_tint=0.06),
     # Inflamed: normal stroma crowded with lymphocytes, tumour as at the first site.
-    SiteMorphology("inflamed", normal_presence=0.75),
+    SiteMorphology("inflamed", normal_presence=0.85),
     # Mixed: moderately dense tumour, moderately inflamed stroma.
     SiteMorphology("mixed", normal_presence=0.5, tumour_presence=0.7,
                    tumour_nucleus_scale=0.85, tumour_tint=0.12),
