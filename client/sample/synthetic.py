@@ -42,7 +42,7 @@ from pathloop.client.sample.stains import SITE_STAINS, SiteStain
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 """Bumped whenever the same parameters would give different pixels (invalidates sidecars)."""
 
 
