@@ -26,8 +26,9 @@ def demo(
                              help="Edge of each sample slide in pixels."),
     loop: bool = typer.Option(True, "--loop/--no-loop",
                               help="Run the UGA loop (train, rank, correct, retrain)."),
-    rounds: int = typer.Option(2, "--rounds", min=0, max=20,
-                               help="Federated rounds after the loop (0: none)."),
+    rounds: int | None = typer.Option(None, "--rounds", min=0, max=20,
+                                      help="Federated rounds after the loop (0: none; "
+                                           "default: what the demo is tuned for, 3)."),
     federation: str = typer.Option("simulation", "--federation",
                                    help="simulation (Flower's Simulation Runtime) or loopback "
                                         "(SuperLink + SuperNodes on this machine, TLS)."),

@@ -62,13 +62,16 @@ class RoundDice:
         return sum(self.dice.values()) / len(self.dice) if self.dice else float("nan")
 
 
+#: Federated rounds the demo runs by default.
+DEMO_ROUNDS = 3
 #: Each site's fine-tuning per round: epochs of the tiny profile and the learning rate.
-ROUND_EPOCHS = 3
-ROUND_LEARNING_RATE = 1e-3
+ROUND_EPOCHS = 2
+ROUND_LEARNING_RATE = 3e-3
 
 
 def run_federated_rounds(workdir: Path, sites: dict[str, list[SyntheticSlide]],
-                         baseline: ModelVersionRecord, *, rounds: int = 2, rerank_k: int = 5,
+                         baseline: ModelVersionRecord, *, rounds: int = DEMO_ROUNDS,
+                         rerank_k: int = 5,
                          mode: str = "simulation", timeout: float = 3600.0,
                          local_epochs: int = ROUND_EPOCHS,
                          learning_rate: float = ROUND_LEARNING_RATE) -> list[RoundDice]:
@@ -218,5 +221,5 @@ def _write_tiles(cases: Iterable[Case], folder: Path) -> Path:
     return folder
 
 
-__all__ = ["FEDERATION_MODES", "GlobalScores", "RoundDice", "run_federated_rounds",
+__all__ = ["DEMO_ROUNDS", "FEDERATION_MODES", "GlobalScores", "RoundDice", "run_federated_rounds",
            "score_global_versions"]

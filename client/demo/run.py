@@ -16,6 +16,7 @@ from pathlib import Path
 from pathloop.client.demo import uga
 from pathloop.client.demo.report import DemoResults, SiteResult
 from pathloop.client.demo.rounds import (
+    DEMO_ROUNDS,
     FEDERATION_MODES,
     GlobalScores,
     RoundDice,
@@ -103,7 +104,7 @@ def viewer_settings(summary: DemoSummary) -> SiteSettings:
 
 
 def run_demo(workdir: Path, *, n_sites: int = 3, slides_per_site: int = 2, size: int = 4096,
-             seed: int = 0, loop: bool = True, k: int | None = None, rounds: int = 2,
+             seed: int = 0, loop: bool = True, k: int | None = None, rounds: int | None = None,
              federation: str = "simulation",
              profiles: tuple[TrainingProfile, TrainingProfile] | None = None,
              progress: DemoProgress | None = None) -> DemoSummary:
@@ -114,7 +115,8 @@ def run_demo(workdir: Path, *, n_sites: int = 3, slides_per_site: int = 2, size:
     deployment (:mod:`pathloop.client.demo.rounds`). Every model is scored on each site's
     held-out slide; the table goes to ``demo-summary.json`` in ``workdir``.
 
-    ``k`` patches are corrected per site (``None``: :data:`~pathloop.client.demo.uga.DEMO_K`).
+    ``k`` patches are corrected per site (``None``: :data:`~pathloop.client.demo.uga.DEMO_K`);
+    ``rounds`` ``None`` runs :data:`~pathloop.client.demo.rounds.DEMO_ROUNDS`.
     ``seed`` draws the sample slides and seeds the training. The sample slides are kept
     between runs; the site nodes' folders are made anew. ``profiles`` are the (baseline,
     retraining) training profiles.
@@ -126,6 +128,7 @@ def run_demo(workdir: Path, *, n_sites: int = 3, slides_per_site: int = 2, size:
         raise InputError("the demo's loop needs at least 2 sites with 2 slides each")
     notify = progress or (lambda what, done, total: None)
     k = uga.DEMO_K if k is None else k
+    rounds = DEMO_ROUNDS if rounds is None else rounds
     stages = _Stages()
     summary = DemoSummary(workdir)
     with stages("sample slides, ingestion and tiling"):
