@@ -143,8 +143,8 @@ def build_site(workdir: Path, version: ModelVersionRecord, ensemble: Ensemble
             provenance={"received_from": "monuseg", **version.provenance})
         started = time.perf_counter()
         prediction = predict_stored_slide(settings, store, slide, ensemble, received)
-        logger.info("predicted %s: %d tiles, %s px at %s µm/px in %.0f s", slide.name,
-                    prediction.n_tiles, prediction.shape, prediction.mpp,
+        logger.info("predicted %s: %d windows, %s px at %s µm/px in %.0f s", slide.name,
+                    prediction.n_windows, prediction.shape, prediction.mpp,
                     time.perf_counter() - started)
         ranking = rank_stored_slide(settings, store, slide, spec=PATCH, k=K)
         logger.info("worklist: top %d of %d candidate patches, uncertainty %s", K,
