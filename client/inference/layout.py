@@ -26,9 +26,10 @@ from pathloop.client.store.rasters import CHUNK
 from pathloop.client.tiling import TissueMask
 from pathloop.client.wsi import Slide
 
-MIN_STRIPE = 2048
+MIN_STRIPE = 4096
 """Narrowest stripe in raster pixels; stripes are also at least 8 patches wide, so the
-windows predicted twice at stripe edges cost at most ``1 / 16`` more passes."""
+windows predicted twice at stripe edges cost at most ``1 / 16`` more passes (``1 / 64`` for
+128-px patches). Rasters up to this wide are one stripe: no window is predicted twice."""
 
 
 @dataclass(frozen=True)

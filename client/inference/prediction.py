@@ -224,7 +224,7 @@ def _predict_stripe(slide: Slide, tissue: TissueMask, predictor: FoldPredictor,
                     layout: InferenceLayout, part: _Stripe, weights: NDArray[np.float32],
                     stats: NDArray[np.float64] | None, stitcher: MapStitcher, per_batch: int,
                     workers: int, mask_background: bool, counter: _Counter) -> None:
-    """Predict one stripe's tissue windows row by row, writing each band once finished."""
+    """Predict one stripe's tissue windows in lattice order, writing each band once finished."""
     _patch_rows, patch_cols = layout.patch
     left = int(part.cols[0])
     accumulator = BandAccumulator(
@@ -245,17 +245,28 @@ def _predict_stripe(slide: Slide, tissue: TissueMask, predictor: FoldPredictor,
         maps = uncertainty_maps(np.ascontiguousarray(probabilities[:, :, lo - top:hi - top]))
         stitcher.write(region, maps, keep)
 
+    def predict(batch: list[tuple[int, int, NDArray[np.uint8]]]) -> None:
+        # Windows come in lattice order, so once one lies below the current band no window
+        # still to come can reach that band's rows.
+        images = np.stack([pixels for _, _, pixels in batch])
+        logits = predictor.predict_logits(images, stats=stats)
+        _check_output(logits, predictor, images.shape)
+        for index, (y, x, _) in enumerate(batch):
+            while y >= accumulator.top + layout.band:
+                finish_band()
+            accumulator.add(y, x, logits[:, index])
+        counter.add(len(batch))
+
+    # Batches run across lattice rows: a stripe's row often holds fewer windows than a batch,
+    # and small batches waste the forward pass.
+    pending: list[tuple[int, int, NDArray[np.uint8]]] = []
     for y, cols, windows in _read_rows(slide, layout, part, workers):
-        while y >= accumulator.top + layout.band:
-            finish_band()
-        for start in range(0, cols.size, per_batch):
-            batch = cols[start:start + per_batch]
-            images = windows[start:start + per_batch]
-            logits = predictor.predict_logits(images, stats=stats)
-            _check_output(logits, predictor, images.shape)
-            for index, x in enumerate(batch.tolist()):
-                accumulator.add(y, x, logits[:, index])
-            counter.add(len(batch))
+        pending += [(y, int(x), window) for x, window in zip(cols.tolist(), windows, strict=True)]
+        while len(pending) >= per_batch:
+            predict(pending[:per_batch])
+            del pending[:per_batch]
+    if pending:
+        predict(pending)
     while accumulator.top < layout.raster_height:
         finish_band()
 
