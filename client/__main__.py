@@ -2,4 +2,5 @@
 
 from pathloop.client.cli.app import main
 
-main()
+if __name__ == "__main__":  # worker processes spawned by training import this module too
+    main()

@@ -43,6 +43,19 @@ class PathloopError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Subclasses take other arguments than the message; rebuild from the attributes so
+        # the error crosses process boundaries (worker processes raise them too).
+        return (_rebuild_error, (type(self), self.message, dict(self.__dict__)))
+
+
+def _rebuild_error(cls: type[PathloopError], message: str,
+                   state: dict[str, object]) -> PathloopError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigError(PathloopError):
     """The site settings are missing, malformed or unsafe."""

@@ -17,8 +17,11 @@ import gc
 import json
 import logging
 import os
+import pickle
 import random
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -91,6 +94,7 @@ def train_ensemble(
     splits: Sequence[Split] | None = None,
     work_dir: Path | str | None = None,
     progress: Callable[[TrainingEvent], None] | None = None,
+    workers: int | None = None,
 ) -> ModelCard:
     """Plan, preprocess and train ``profile.n_folds`` folds; write a model folder.
 
@@ -118,7 +122,10 @@ def train_ensemble(
         Where nnU-Net's raw/preprocessed/results folders go; default a temporary folder
         removed afterwards.
     progress:
-        Called after the preparation and after each fold.
+        Called after the preparation and after each fold (in the order folds finish).
+    workers:
+        Folds trained at once, each in its own process; default: see :func:`fold_workers`.
+        A fold's result does not depend on it (each fold seeds its own generators).
 
     Returns
     -------
@@ -167,16 +174,17 @@ def train_ensemble(
         _notify(progress, TrainingEvent("prepare", None, time.perf_counter() - step,
                                         {"n_cases": data.n_cases}))
 
-        for fold in range(n_folds):
-            step = time.perf_counter()
-            with captured_output(log_file), \
-                    _environment(folders, profile.n_proc_data_augmentation):
-                detail = _train_fold(
-                    staging, fold, plans, dataset_json, profile, device_, log_file,
-                    None if parent_weights is None else parent_weights[fold],
-                    None if parent is None else Path(parent),
-                )
-            _notify(progress, TrainingEvent("fold", fold, time.perf_counter() - step, detail))
+        job = FoldJob(staging, plans, dataset_json, profile, device_, log_file, folders,
+                       None if parent is None else Path(parent))
+        initial: list[dict[str, torch.Tensor] | None] = \
+            list(parent_weights) if parent_weights is not None else [None] * n_folds
+        n_workers = fold_workers(device_, n_folds, workers)
+        if n_workers == 1:
+            for fold in range(n_folds):
+                detail, seconds = run_fold(job, fold, initial[fold])
+                _notify(progress, TrainingEvent("fold", fold, seconds, detail))
+        else:
+            _run_folds_in_processes(job, initial, n_workers, progress)
         shutil.copyfile(workspace.preprocessed_dataset / "dataset_fingerprint.json",
                         staging / FINGERPRINT_NAME)
 
@@ -203,6 +211,133 @@ def train_ensemble(
     _notify(progress, TrainingEvent("done", None, time.perf_counter() - started,
                                     {"model_dir": str(target)}))
     return card
+
+
+def fold_workers(device: torch.device, n_folds: int, workers: int | None = None) -> int:
+    """How many folds :func:`train_ensemble` trains at once, each in its own process.
+
+    ``workers`` if given (at most ``n_folds``); otherwise, on the CPU, one process per thread
+    torch may use (``torch.get_num_threads()``, which follows ``OMP_NUM_THREADS`` and so
+    Ray's CPU share), and one on other devices. On the CPU the tiny profile's training does
+    not get faster with a second thread (its batches are small and augmentation runs in
+    Python), while two single-thread processes train two folds in the time of one.
+
+    Raises
+    ------
+    ConfigError
+        ``workers`` below 1.
+    """
+    if workers is not None:
+        if workers < 1:
+            raise ConfigError(f"fold workers must be at least 1, got {workers}")
+        return min(int(workers), n_folds)
+    if device.type != "cpu":
+        return 1
+    return max(1, min(n_folds, torch.get_num_threads()))
+
+
+@dataclass(frozen=True)
+class FoldJob:
+    """What every fold of one :func:`train_ensemble` call shares (sent to fold processes)."""
+
+    staging: Path
+    plans: Mapping[str, Any]
+    dataset_json: Mapping[str, Any]
+    profile: TrainingProfile
+    device: torch.device
+    log_file: Path
+    folders: tuple[Path, Path, Path]
+    parent: Path | None
+
+
+def run_fold(job: FoldJob, fold: int, initial_weights: Mapping[str, torch.Tensor] | None
+              ) -> tuple[dict[str, Any], float]:
+    """Train one fold with nnU-Net's output in the log; its detail and wall time."""
+    started = time.perf_counter()
+    with captured_output(job.log_file), \
+            _environment(job.folders, job.profile.n_proc_data_augmentation):
+        detail = _train_fold(job.staging, fold, job.plans, job.dataset_json, job.profile,
+                             job.device, job.log_file, initial_weights, job.parent)
+    return detail, time.perf_counter() - started
+
+
+def _run_folds_in_processes(job: FoldJob, initial: Sequence[Mapping[str, torch.Tensor] | None],
+                            workers: int, progress: Callable[[TrainingEvent], None] | None
+                            ) -> None:
+    """Train the folds in ``workers`` processes, the threads shared among them.
+
+    Each process is ``python -m pathloop.client.segmentation.fold_process`` (a fresh
+    interpreter: nothing of the caller's ``__main__`` is re-run), with its output appended to
+    the training log. A process is handed the next fold as soon as it finishes one: each job
+    is a file in the private staging folder whose path goes down the process's stdin, and
+    its outcome comes back as a file beside it.
+    """
+    threads = max(1, torch.get_num_threads() // workers)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    waiting = list(enumerate(initial))
+    command = [sys.executable, "-m", "pathloop.client.segmentation.fold_process"]
+    processes: list[subprocess.Popen[bytes]] = []
+    busy: dict[int, tuple[int, Path]] = {}  # process index → (fold, job file)
+    try:
+        with job.log_file.open("ab") as log:
+            for _ in range(min(workers, len(waiting))):
+                processes.append(subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log,
+                                                  stderr=subprocess.STDOUT, env=env))
+            while waiting or busy:
+                for index, process in enumerate(processes):
+                    if index in busy or process.stdin is None or process.stdin.closed:
+                        continue
+                    if not waiting:
+                        process.stdin.close()  # no more folds: the process ends
+                        continue
+                    fold, weights = waiting.pop(0)
+                    spec = job.staging / f".fold-{fold}.job"
+                    fd = os.open(spec, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    with os.fdopen(fd, "wb") as out:
+                        pickle.dump((job, fold, weights), out)
+                    process.stdin.write(f"{spec}\n".encode())
+                    process.stdin.flush()
+                    busy[index] = (fold, spec)
+                done = [index for index, (_, spec) in busy.items()
+                        if spec.with_suffix(".outcome").is_file()]
+                dead = [index for index in busy if index not in done
+                        and processes[index].poll() is not None]
+                if not done and not dead:
+                    time.sleep(0.2)
+                for index in done + dead:
+                    fold, spec = busy.pop(index)
+                    detail, seconds = _fold_outcome(job, fold, processes[index].poll(), spec)
+                    _notify(progress, TrainingEvent("fold", fold, seconds, detail))
+            for process in processes:
+                if process.stdin is not None and not process.stdin.closed:
+                    process.stdin.close()
+                process.wait()
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait()
+        for _, spec in busy.values():
+            spec.unlink(missing_ok=True)
+            spec.with_suffix(".outcome").unlink(missing_ok=True)
+
+
+def _fold_outcome(job: FoldJob, fold: int, returncode: int | None, spec: Path
+                  ) -> tuple[dict[str, Any], float]:
+    """A finished fold process's ``(detail, seconds)``; its error raised here."""
+    outcome_file = spec.with_suffix(".outcome")
+    try:
+        outcome = pickle.loads(outcome_file.read_bytes()) if outcome_file.is_file() else None
+    finally:
+        spec.unlink(missing_ok=True)
+        outcome_file.unlink(missing_ok=True)
+    if outcome is None:
+        raise TrainingError(job.log_file, f"the process training fold {fold} ended with exit "
+                            f"code {returncode} and no result (out of memory?)")
+    if isinstance(outcome, BaseException):
+        raise outcome
+    detail, seconds = outcome
+    return detail, seconds
 
 
 def _train_fold(
@@ -240,8 +375,10 @@ def _train_fold(
         except RuntimeError as error:
             if initial_weights is None or parent is None:
                 raise
+            # torch names the first mismatching parameter on the message's second line.
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
             raise PlansMismatchError(checkpoint_path(parent, fold), parent / PLANS_NAME,
-                                     _first_line(error)) from None
+                                     " ".join([_first_line(error), *lines[1:2]])) from None
         trainer.run_training()
 
     out = fold_dir(staging, fold)
@@ -371,4 +508,4 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=1))
 
 
-__all__ = ["TrainingEvent", "train_ensemble"]
+__all__ = ["TrainingEvent", "fold_workers", "train_ensemble"]
