@@ -58,8 +58,9 @@ from pathloop.client.tiling import TissueMask, compute_tissue_mask
 from pathloop.client.wsi import open_slide
 
 RESULTS = Path(__file__).resolve().parent / "results"
-CMU_REGION = Path("/work/shared/data/wsi/cmu_small_region.svs")
-MONUSEG = Path("/work/shared/data/nuclei/monuseg/train")
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # ../shared/data
+CMU_REGION = SHARED_DATA / "wsi" / "cmu_small_region.svs"
+MONUSEG = SHARED_DATA / "nuclei" / "monuseg" / "train"
 MODEL_MPP = 0.5  # MoNuSeg's 0.25 µm/px images halved
 N_IMAGES = 5  # 4 tiles each: 20 training cases, 4 validation cases per fold
 GOAL_PEER_RATIO = 3.0
@@ -323,6 +324,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="median of rounds")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    for needed in (args.slide, MONUSEG):
+        if not needed.exists():
+            sys.exit(f"error: {needed} missing (../shared/data beside the repository)")
     if args.child:
         kind, cfg_path = args.child
         cfg = json.loads(Path(cfg_path).read_text())

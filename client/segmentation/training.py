@@ -94,7 +94,7 @@ def train_ensemble(
     splits: Sequence[Split] | None = None,
     work_dir: Path | str | None = None,
     progress: Callable[[TrainingEvent], None] | None = None,
-    workers: int | None = None,
+    workers: int = 1,
 ) -> ModelCard:
     """Plan, preprocess and train ``profile.n_folds`` folds; write a model folder.
 
@@ -124,8 +124,11 @@ def train_ensemble(
     progress:
         Called after the preparation and after each fold (in the order folds finish).
     workers:
-        Folds trained at once, each in its own process; default: see :func:`fold_workers`.
-        A fold's result does not depend on it (each fold seeds its own generators).
+        Folds trained at once, each in its own single-process share of torch's threads
+        (``torch.get_num_threads() // workers``). A fold's weights do not depend on it when
+        the thread count per fold is the same. On this project's 2-core reference VM two
+        single-thread processes were no faster than one process on two threads
+        (``bench/training.py``: 0.97×), so the default is one.
 
     Returns
     -------
@@ -151,6 +154,7 @@ def train_ensemble(
         raise ModelError(target, "model folder already exists")
     device_ = torch_device(device)
     n_folds = profile.n_folds
+    n_workers = _fold_workers(n_folds, workers)
     splits = list(splits) if splits is not None else make_splits(data.case_names, n_folds)
     if len(splits) != n_folds:
         raise DatasetError(f"{len(splits)} splits given for {n_folds} folds")
@@ -178,7 +182,6 @@ def train_ensemble(
                        None if parent is None else Path(parent))
         initial: list[dict[str, torch.Tensor] | None] = \
             list(parent_weights) if parent_weights is not None else [None] * n_folds
-        n_workers = fold_workers(device_, n_folds, workers)
         if n_workers == 1:
             for fold in range(n_folds):
                 detail, seconds = run_fold(job, fold, initial[fold])
@@ -213,27 +216,10 @@ def train_ensemble(
     return card
 
 
-def fold_workers(device: torch.device, n_folds: int, workers: int | None = None) -> int:
-    """How many folds :func:`train_ensemble` trains at once, each in its own process.
-
-    ``workers`` if given (at most ``n_folds``); otherwise, on the CPU, one process per thread
-    torch may use (``torch.get_num_threads()``, which follows ``OMP_NUM_THREADS`` and so
-    Ray's CPU share), and one on other devices. On the CPU the tiny profile's training does
-    not get faster with a second thread (its batches are small and augmentation runs in
-    Python), while two single-thread processes train two folds in the time of one.
-
-    Raises
-    ------
-    ConfigError
-        ``workers`` below 1.
-    """
-    if workers is not None:
-        if workers < 1:
-            raise ConfigError(f"fold workers must be at least 1, got {workers}")
-        return min(int(workers), n_folds)
-    if device.type != "cpu":
-        return 1
-    return max(1, min(n_folds, torch.get_num_threads()))
+def _fold_workers(n_folds: int, workers: int) -> int:
+    if workers < 1:
+        raise ConfigError(f"fold workers must be at least 1, got {workers}")
+    return min(int(workers), n_folds)
 
 
 @dataclass(frozen=True)
@@ -508,4 +494,4 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=1))
 
 
-__all__ = ["TrainingEvent", "fold_workers", "train_ensemble"]
+__all__ = ["TrainingEvent", "train_ensemble"]

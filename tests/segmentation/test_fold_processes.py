@@ -32,18 +32,12 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def test_fold_workers_rules() -> None:
-    import torch
+def test_fold_workers_are_checked(dataset: Path, tmp_path: Path) -> None:
+    from pathloop.client.segmentation import train_ensemble
 
-    from pathloop.client.segmentation.training import fold_workers
-
-    cpu = torch.device("cpu")
-    assert fold_workers(cpu, 5, 3) == 3
-    assert fold_workers(cpu, 5, 9) == 5
-    assert fold_workers(torch.device("cuda"), 5) == 1
-    assert fold_workers(cpu, 5) == min(5, torch.get_num_threads())
     with pytest.raises(ConfigError, match="at least 1"):
-        fold_workers(cpu, 5, 0)
+        train_ensemble(dataset, tmp_path / "m", profile=PROFILE, workers=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset"]  # nothing left behind
 
 
 def _weights(model_dir: Path) -> list[dict[str, object]]:
