@@ -237,7 +237,7 @@ class FoldJob:
 
 
 def run_fold(job: FoldJob, fold: int, initial_weights: Mapping[str, torch.Tensor] | None
-              ) -> tuple[dict[str, Any], float]:
+             ) -> tuple[dict[str, Any], float]:
     """Train one fold with nnU-Net's output in the log; its detail and wall time."""
     started = time.perf_counter()
     with captured_output(job.log_file), \
@@ -281,9 +281,12 @@ def _run_folds_in_processes(job: FoldJob, initial: Sequence[Mapping[str, torch.T
                     fd = os.open(spec, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                     with os.fdopen(fd, "wb") as out:
                         pickle.dump((job, fold, weights), out)
-                    process.stdin.write(f"{spec}\n".encode())
-                    process.stdin.flush()
                     busy[index] = (fold, spec)
+                    try:
+                        process.stdin.write(f"{spec}\n".encode())
+                        process.stdin.flush()
+                    except BrokenPipeError:
+                        pass  # the process is gone: found dead below, its fold fails
                 done = [index for index, (_, spec) in busy.items()
                         if spec.with_suffix(".outcome").is_file()]
                 dead = [index for index in busy if index not in done
