@@ -2,5 +2,5 @@
 
 from pathloop.client.cli.app import main
 
-if __name__ == "__main__":  # worker processes spawned by training import this module too
+if __name__ == "__main__":  # importing it (multiprocessing's spawn does) runs nothing
     main()
