@@ -45,7 +45,7 @@ class PathloopError(Exception):
 
     def __reduce__(self) -> tuple[object, ...]:
         # Subclasses take other arguments than the message; rebuild from the attributes so
-        # the error crosses process boundaries (worker processes raise them too).
+        # the error crosses process boundaries (Ray's simulated sites pickle what they raise).
         return (_rebuild_error, (type(self), self.message, dict(self.__dict__)))
 
 

@@ -17,11 +17,8 @@ import gc
 import json
 import logging
 import os
-import pickle
 import random
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -94,7 +91,6 @@ def train_ensemble(
     splits: Sequence[Split] | None = None,
     work_dir: Path | str | None = None,
     progress: Callable[[TrainingEvent], None] | None = None,
-    workers: int = 1,
 ) -> ModelCard:
     """Plan, preprocess and train ``profile.n_folds`` folds; write a model folder.
 
@@ -122,13 +118,7 @@ def train_ensemble(
         Where nnU-Net's raw/preprocessed/results folders go; default a temporary folder
         removed afterwards.
     progress:
-        Called after the preparation and after each fold (in the order folds finish).
-    workers:
-        Folds trained at once, each in its own single-process share of torch's threads
-        (``torch.get_num_threads() // workers``). A fold's weights do not depend on it when
-        the thread count per fold is the same. On this project's 2-core reference VM two
-        single-thread processes were no faster than one process on two threads
-        (``bench/training.py``: 0.97×), so the default is one.
+        Called after the preparation and after each fold.
 
     Returns
     -------
@@ -154,7 +144,6 @@ def train_ensemble(
         raise ModelError(target, "model folder already exists")
     device_ = torch_device(device)
     n_folds = profile.n_folds
-    n_workers = _fold_workers(n_folds, workers)
     splits = list(splits) if splits is not None else make_splits(data.case_names, n_folds)
     if len(splits) != n_folds:
         raise DatasetError(f"{len(splits)} splits given for {n_folds} folds")
@@ -178,16 +167,16 @@ def train_ensemble(
         _notify(progress, TrainingEvent("prepare", None, time.perf_counter() - step,
                                         {"n_cases": data.n_cases}))
 
-        job = FoldJob(staging, plans, dataset_json, profile, device_, log_file, folders,
-                       None if parent is None else Path(parent))
-        initial: list[dict[str, torch.Tensor] | None] = \
-            list(parent_weights) if parent_weights is not None else [None] * n_folds
-        if n_workers == 1:
-            for fold in range(n_folds):
-                detail, seconds = run_fold(job, fold, initial[fold])
-                _notify(progress, TrainingEvent("fold", fold, seconds, detail))
-        else:
-            _run_folds_in_processes(job, initial, n_workers, progress)
+        for fold in range(n_folds):
+            step = time.perf_counter()
+            with captured_output(log_file), \
+                    _environment(folders, profile.n_proc_data_augmentation):
+                detail = _train_fold(
+                    staging, fold, plans, dataset_json, profile, device_, log_file,
+                    None if parent_weights is None else parent_weights[fold],
+                    None if parent is None else Path(parent),
+                )
+            _notify(progress, TrainingEvent("fold", fold, time.perf_counter() - step, detail))
         shutil.copyfile(workspace.preprocessed_dataset / "dataset_fingerprint.json",
                         staging / FINGERPRINT_NAME)
 
@@ -214,119 +203,6 @@ def train_ensemble(
     _notify(progress, TrainingEvent("done", None, time.perf_counter() - started,
                                     {"model_dir": str(target)}))
     return card
-
-
-def _fold_workers(n_folds: int, workers: int) -> int:
-    if workers < 1:
-        raise ConfigError(f"fold workers must be at least 1, got {workers}")
-    return min(int(workers), n_folds)
-
-
-@dataclass(frozen=True)
-class FoldJob:
-    """What every fold of one :func:`train_ensemble` call shares (sent to fold processes)."""
-
-    staging: Path
-    plans: Mapping[str, Any]
-    dataset_json: Mapping[str, Any]
-    profile: TrainingProfile
-    device: torch.device
-    log_file: Path
-    folders: tuple[Path, Path, Path]
-    parent: Path | None
-
-
-def run_fold(job: FoldJob, fold: int, initial_weights: Mapping[str, torch.Tensor] | None
-             ) -> tuple[dict[str, Any], float]:
-    """Train one fold with nnU-Net's output in the log; its detail and wall time."""
-    started = time.perf_counter()
-    with captured_output(job.log_file), \
-            _environment(job.folders, job.profile.n_proc_data_augmentation):
-        detail = _train_fold(job.staging, fold, job.plans, job.dataset_json, job.profile,
-                             job.device, job.log_file, initial_weights, job.parent)
-    return detail, time.perf_counter() - started
-
-
-def _run_folds_in_processes(job: FoldJob, initial: Sequence[Mapping[str, torch.Tensor] | None],
-                            workers: int, progress: Callable[[TrainingEvent], None] | None
-                            ) -> None:
-    """Train the folds in ``workers`` processes, the threads shared among them.
-
-    Each process is ``python -m pathloop.client.segmentation.fold_process`` (a fresh
-    interpreter: nothing of the caller's ``__main__`` is re-run), with its output appended to
-    the training log. A process is handed the next fold as soon as it finishes one: each job
-    is a file in the private staging folder whose path goes down the process's stdin, and
-    its outcome comes back as a file beside it.
-    """
-    threads = max(1, torch.get_num_threads() // workers)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    waiting = list(enumerate(initial))
-    command = [sys.executable, "-m", "pathloop.client.segmentation.fold_process"]
-    processes: list[subprocess.Popen[bytes]] = []
-    busy: dict[int, tuple[int, Path]] = {}  # process index → (fold, job file)
-    try:
-        with job.log_file.open("ab") as log:
-            for _ in range(min(workers, len(waiting))):
-                processes.append(subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log,
-                                                  stderr=subprocess.STDOUT, env=env))
-            while waiting or busy:
-                for index, process in enumerate(processes):
-                    if index in busy or process.stdin is None or process.stdin.closed:
-                        continue
-                    if not waiting:
-                        process.stdin.close()  # no more folds: the process ends
-                        continue
-                    fold, weights = waiting.pop(0)
-                    spec = job.staging / f".fold-{fold}.job"
-                    fd = os.open(spec, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                    with os.fdopen(fd, "wb") as out:
-                        pickle.dump((job, fold, weights), out)
-                    busy[index] = (fold, spec)
-                    try:
-                        process.stdin.write(f"{spec}\n".encode())
-                        process.stdin.flush()
-                    except BrokenPipeError:
-                        pass  # the process is gone: found dead below, its fold fails
-                done = [index for index, (_, spec) in busy.items()
-                        if spec.with_suffix(".outcome").is_file()]
-                dead = [index for index in busy if index not in done
-                        and processes[index].poll() is not None]
-                if not done and not dead:
-                    time.sleep(0.2)
-                for index in done + dead:
-                    fold, spec = busy.pop(index)
-                    detail, seconds = _fold_outcome(job, fold, processes[index].poll(), spec)
-                    _notify(progress, TrainingEvent("fold", fold, seconds, detail))
-            for process in processes:
-                if process.stdin is not None and not process.stdin.closed:
-                    process.stdin.close()
-                process.wait()
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-                process.wait()
-        for _, spec in busy.values():
-            spec.unlink(missing_ok=True)
-            spec.with_suffix(".outcome").unlink(missing_ok=True)
-
-
-def _fold_outcome(job: FoldJob, fold: int, returncode: int | None, spec: Path
-                  ) -> tuple[dict[str, Any], float]:
-    """A finished fold process's ``(detail, seconds)``; its error raised here."""
-    outcome_file = spec.with_suffix(".outcome")
-    try:
-        outcome = pickle.loads(outcome_file.read_bytes()) if outcome_file.is_file() else None
-    finally:
-        spec.unlink(missing_ok=True)
-        outcome_file.unlink(missing_ok=True)
-    if outcome is None:
-        raise TrainingError(job.log_file, f"the process training fold {fold} ended with exit "
-                            f"code {returncode} and no result (out of memory?)")
-    if isinstance(outcome, BaseException):
-        raise outcome
-    detail, seconds = outcome
-    return detail, seconds
 
 
 def _train_fold(

@@ -54,3 +54,20 @@ def test_the_nearest_listed_ancestor_wins() -> None:
 @pytest.mark.parametrize("cls", [errors.PathloopError, errors.InputError])
 def test_the_core_errors_carry_no_http(cls: type[PathloopError]) -> None:
     assert not hasattr(cls("x"), "http_status")
+
+
+@pytest.mark.parametrize("error", [
+    errors.ConfigError("bad config"),
+    model_errors.TrainingError("/m/logs/nnunet.log", "nnU-Net failed"),
+    model_errors.PlansMismatchError("/m/fold_3/checkpoint_final.pth", "/m/plans.json",
+                                    "size mismatch for conv"),
+])
+def test_errors_survive_pickling(error: PathloopError) -> None:
+    # Errors cross process boundaries (Ray's simulated sites pickle what they raise);
+    # subclasses whose __init__ takes other arguments than the message must rebuild too.
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert str(copy) == str(error)
+    assert copy.__dict__ == error.__dict__
