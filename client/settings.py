@@ -87,6 +87,10 @@ class FederationSettings(_Section):
     rerank_k:
         After each round, predict the site's slides with the new global model and put the
         top ``rerank_k`` patches per slide in the worklist (0: do not).
+    seed:
+        Seeds this site's fine-tuning in every round (weight noise, patch sampling,
+        augmentation; round ``r`` draws from ``seed`` and ``r``), so a rerun of the same
+        rounds repeats up to rounding; ``None`` (the default) draws afresh every run.
     """
 
     training_images: Path | None = None
@@ -98,6 +102,7 @@ class FederationSettings(_Section):
     profile: str = "tiny"
     device: str = "cpu"
     rerank_k: int = Field(0, ge=0)
+    seed: int | None = Field(None, ge=0, lt=2**20)
 
 
 class ApiSettings(_Section):

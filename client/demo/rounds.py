@@ -76,12 +76,15 @@ def run_federated_rounds(workdir: Path, sites: dict[str, list[SyntheticSlide]],
                          rerank_k: int = 5,
                          mode: str = "simulation", timeout: float = 3600.0,
                          local_epochs: int = ROUND_EPOCHS,
-                         learning_rate: float = ROUND_LEARNING_RATE) -> list[RoundDice]:
+                         learning_rate: float = ROUND_LEARNING_RATE,
+                         seed: int | None = None) -> list[RoundDice]:
     """Run ``rounds`` federated rounds across the demo's sites; the federation's own Dice
     (each site's held-out tiles) per global version.
 
     ``mode`` is ``simulation`` (Flower's Simulation Runtime) or ``loopback`` (a SuperLink
     and one SuperNode per site on this machine, TLS and SuperNode authentication on).
+    ``seed`` seeds every site's fine-tuning (each site its own draw, see
+    :func:`~pathloop.client.usecases.rounds.round_seed`), so a seed's rounds repeat.
     """
     from pathloop.server.report import summarize
 
@@ -91,8 +94,9 @@ def run_federated_rounds(workdir: Path, sites: dict[str, list[SyntheticSlide]],
     shutil.rmtree(root, ignore_errors=True)
     assert baseline.weights_uri is not None
     initial = export_model(baseline.weights_uri, root / "initial")
-    configs = {site_id: _federated_site(workdir, site_id, slides, initial, rerank_k)
-               for site_id, slides in sites.items()}
+    configs = {site_id: _federated_site(workdir, site_id, slides, initial, rerank_k,
+                                        None if seed is None else (seed * 100 + number) % 2**20)
+               for number, (site_id, slides) in enumerate(sites.items())}
     run_config = {"checkpoint-dir": str(root / "checkpoints"), "initial-model": str(initial),
                   "num-server-rounds": rounds, "min-train-nodes": len(configs),
                   "min-available-nodes": len(configs), "local-epochs": local_epochs,
@@ -191,7 +195,7 @@ def _loopback(root: Path, configs: dict[str, Path], run_config: dict[str, object
 
 
 def _federated_site(workdir: Path, site_id: str, slides: list[SyntheticSlide],
-                    initial: Path, rerank_k: int) -> Path:
+                    initial: Path, rerank_k: int, seed: int | None) -> Path:
     """Write the site's tiles and its config with a ``[federation]`` table; import the
     initial model. Returns the config file the site's SuperNode reads."""
     settings = site_settings(workdir, site_id)
@@ -212,7 +216,8 @@ def _federated_site(workdir: Path, site_id: str, slides: list[SyntheticSlide],
              "", "[federation]",
              *(f"{key} = {json.dumps(str(path))}" for key, path in fields.items()),
              f"mpp = {MODEL_MPP}", f"labels = {json.dumps(list(TASK.label_names))}",
-             'profile = "tiny"', f"rerank-k = {rerank_k}"]
+             'profile = "tiny"', f"rerank-k = {rerank_k}",
+             *([] if seed is None else [f"seed = {seed}"])]
     config.write_text("\n".join(lines) + "\n")
     SiteSettings.from_file(config)  # the SuperNode will read it: fail here, not there
     return config

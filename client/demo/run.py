@@ -160,7 +160,7 @@ def run_demo(workdir: Path, *, n_sites: int = 3, slides_per_site: int = 2, size:
                0, rounds)
         with stages(f"federation: {rounds} rounds"):
             summary.rounds.extend(run_federated_rounds(workdir, sites, baseline, rounds=rounds,
-                                                       rerank_k=k, mode=federation))
+                                                       rerank_k=k, mode=federation, seed=seed))
         with stages("scoring the global versions"):
             scores = score_global_versions(workdir, sites)
     summary.results = _results(sites, seed, k, baseline_dice, summary.outcomes, scores, stages)

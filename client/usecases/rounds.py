@@ -189,7 +189,8 @@ def train_round(settings: SiteSettings, store: Store, data: LocalData, arrays: A
     cases = [*data.training, *correction_cases(settings, store, corrections)]
     profile = get_profile(settings.federation.profile).with_overrides(
         n_folds=card.n_folds, num_epochs=config.local_epochs, initial_lr=config.learning_rate,
-        proximal_mu=config.proximal_mu, hue_shift=ROUND_HUE_SHIFT)
+        proximal_mu=config.proximal_mu, hue_shift=ROUND_HUE_SHIFT,
+        seed=round_seed(settings.federation.seed, config.server_round))
     name = f"local-v{config.global_version:04d}-r{config.server_round}-{time.time_ns()}"
     local = train_model(settings, store, cases, task=task, mpp=data.mpp,
                         profile=profile, name=name, parent=global_version,
@@ -200,6 +201,17 @@ def train_round(settings: SiteSettings, store: Store, data: LocalData, arrays: A
                MetricKey.CORRECTIONS: float(len(corrections)),
                MetricKey.TRAIN_SECONDS: round(time.perf_counter() - started, 1)}
     return ensemble_arrays(local.weights_uri), metrics
+
+
+def round_seed(site_seed: int | None, server_round: int) -> int | None:
+    """The training profile's seed for one round of a seeded site (``None``: unseeded).
+
+    Rounds draw apart (round 2 does not replay round 1's sampling), within the profile's
+    seed range.
+    """
+    if site_seed is None:
+        return None
+    return (site_seed * 7919 + server_round) % 2**20
 
 
 def evaluate_round(settings: SiteSettings, store: Store, data: LocalData, arrays: Arrays,
@@ -261,4 +273,4 @@ def site_status(settings: SiteSettings, store: Store) -> dict[str, float]:
 
 
 __all__ = ["LocalData", "RoundConfig", "adopt_global", "evaluate_round", "global_version_name",
-           "held_out_dice", "refresh_worklists", "site_status", "train_round"]
+           "held_out_dice", "refresh_worklists", "round_seed", "site_status", "train_round"]

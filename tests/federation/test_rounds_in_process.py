@@ -18,7 +18,7 @@ from pathloop.client.federation import client_app
 from pathloop.client.segmentation import export_model
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import Store
-from pathloop.client.usecases.models import MODEL_KIND
+from pathloop.client.usecases.models import MODEL_KIND, import_model
 from pathloop.server.checkpoints import CheckpointStore
 from pathloop.server.contract import (
     ARRAYS,
@@ -76,7 +76,7 @@ def federation(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> d
         "local-epochs": 1})
     outcome = run_federation(grid, settings)  # type: ignore[arg-type]
     return {"root": root, "outcome": outcome, "log": log, "configs": configs,
-            "initial": initial}
+            "initial": initial, "sent": grid.sent}
 
 
 def test_two_rounds_make_two_global_versions_with_lineage(federation: dict) -> None:  # type: ignore[type-arg]
@@ -139,3 +139,33 @@ def test_query_reports_counts_only(federation: dict) -> None:  # type: ignore[ty
     assert metrics == {"protocol-version": float(PROTOCOL_VERSION), "num-slides": 0.0,
                        "num-corrections": 0.0, "num-pending": 0.0}
     assert json.dumps(metrics)  # plain numbers
+
+
+def test_a_seeded_site_repeats_its_round_and_an_unseeded_one_does_not(
+        federation: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    """Site 1's first round again, twice, at a copy of the site with ``seed`` set: the same
+    weights both times, unlike the unseeded reply the federation got."""
+    request = next(m for m in federation["sent"] if m.metadata.message_type == TRAIN
+                   and m.metadata.dst_node_id == 1)
+    unseeded = next(reply for kind, reply in federation["log"]
+                    if kind == TRAIN and reply.metadata.reply_to_message_id
+                    == request.metadata.message_id)
+    config = tmp_path / "site.toml"  # data-dir "data": a fresh store beside it
+    config.write_text(federation["configs"][1].read_text() + "seed = 7\n")
+    settings = SiteSettings.from_file(config)
+    assert settings.federation.seed == 7
+    with Store.open(settings) as store:
+        import_model(settings, store, federation["initial"], "initial")
+    log: list[tuple[str, Message]] = []
+    node = _node(config, 1, log)
+    first, second = node(request), node(request)
+
+    def packed(reply: Message) -> dict[str, np.ndarray]:
+        assert not reply.has_error()
+        return {k: a.numpy() for k, a in reply.content.array_records[ARRAYS].items()}
+
+    a, b, c = packed(first), packed(second), packed(unseeded)
+    assert a.keys() == b.keys() == c.keys()
+    # Seeded: equal up to the order threads add partial sums in (see TrainingProfile.seed).
+    assert max(float(np.abs(a[k] - b[k]).max()) for k in a) < 1e-4
+    assert max(float(np.abs(a[k] - c[k]).max()) for k in a) > 1e-3
