@@ -24,11 +24,11 @@ bare-all, bare
     windows ours-all and ours predict once each, pixels read beforehand and untimed: the
     compute floor. Goal: ours ≤ 1.25 × bare over the same windows.
 
-Each path runs in a fresh process timed from after its imports (model loading, reading,
-and all writing included); peak RSS is the process's ``VmHWM``, plus the sampled peak of the
-whole process tree (nnU-Net spawns workers), counted as in :class:`_TreePeak`. Goals:
-nnunet / ours-all ≥ 3; ours-all / bare-all ≤ 1.25 and ours / bare ≤ 1.25. Run it on an
-otherwise idle machine.
+Each path runs in a fresh process, the paths in turn (in reverse every other round), timed
+from after its imports (model loading, reading, and all writing included); peak RSS is the
+process's ``VmHWM``, plus the sampled peak of the whole process tree (nnU-Net spawns
+workers), counted as in :class:`_TreePeak`. Goals: nnunet / ours-all ≥ 3; ours-all /
+bare-all ≤ 1.25 and ours / bare ≤ 1.25. Run it on an otherwise idle machine.
 
 The model (5 folds of the ``tiny`` profile, 1 epoch of 5 iterations on 20 MoNuSeg tiles,
 quality irrelevant for speed) is trained once and cached in ``--workdir``.
@@ -343,7 +343,9 @@ def main() -> None:
     load = os.getloadavg()[0]
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in PATHS}
     for number in range(args.rounds):
-        for name in PATHS:
+        # Every other round runs the paths in reverse: a machine that speeds up or slows
+        # down over the run then favours no path.
+        for name in PATHS if number % 2 == 0 else PATHS[::-1]:
             print(f"round {number + 1}/{args.rounds}: {name}…", flush=True)
             cfg = {**base, "out": str(workdir / f"run-{name}"),
                    "every_window": name.endswith("-all")}

@@ -86,7 +86,8 @@ class FederationSettings(_Section):
         Torch device for training and evaluation.
     rerank_k:
         After each round, predict the site's slides with the new global model and put the
-        top ``rerank_k`` patches per slide in the worklist (0: do not).
+        top ``rerank_k`` patches per slide in the worklist (0: do not). The initial model
+        (global version 0) is scored but does not re-rank.
     seed:
         Seeds this site's fine-tuning in every round (weight noise, patch sampling,
         augmentation; round ``r`` draws from ``seed`` and ``r``), so a rerun of the same

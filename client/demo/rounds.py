@@ -64,10 +64,12 @@ class RoundDice:
         return sum(self.dice.values()) / len(self.dice) if self.dice else float("nan")
 
 
-#: Federated rounds the demo runs by default.
-DEMO_ROUNDS = 3
-#: Each site's fine-tuning per round: epochs of the tiny profile and the learning rate.
-ROUND_EPOCHS = 2
+#: Federated rounds the demo runs by default, and each site's fine-tuning per round
+#: (epochs of the tiny profile, learning rate). At seed 2 two rounds of 3 epochs raised the
+#: sites' mean held-out Dice by 0.050 in 263 s, three rounds of 2 epochs (the same training)
+#: by 0.034 in 321 s: fewer averaging steps dilute each site's progress less.
+DEMO_ROUNDS = 2
+ROUND_EPOCHS = 3
 ROUND_LEARNING_RATE = 3e-3
 
 

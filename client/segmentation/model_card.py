@@ -9,7 +9,8 @@ nnU-Net's predictor can read it too::
       dataset.json                labels and channel names (no case list)
       dataset_fingerprint.json
       fold_<k>/checkpoint_final.pth   weights of fold k (plain tensors and containers)
-      fold_<k>/progress.png, training_log.txt
+      fold_<k>/training_log.txt       nnU-Net's log of every epoch
+      fold_<k>/progress.png           curves of loss and pseudo-Dice (10 epochs or more)
       logs/nnunet.log             nnU-Net's console output during training
 
 The store records the folder as a model version; the card is what the rest of pathloop

@@ -11,9 +11,18 @@ attributes after construction and before :meth:`run_training`:
 - ``hue_shift``: adds :class:`HueRotationTransform` to the training augmentation;
 - ``plot_every``: nnU-Net redraws ``progress.png`` after every epoch, a 3000×5400 px
   figure (≈1 s with matplotlib, a third of a tiny epoch); here a 720×800 px figure of the
-  same curves (:func:`draw_progress`), every ``plot_every`` epochs and at the end;
+  same curves (:func:`draw_progress`), every ``plot_every`` epochs and at the end unless
+  just drawn. A training shorter than ``plot_every`` epochs (a federated round, a
+  retraining on corrections) draws none: a few points make no curve, and at ~0.5 s a plot
+  cost as much as a tenth of such a fold; ``training_log.txt`` has every epoch's figures;
 - ``proximal_mu``: FedProx's term ``μ/2 · ‖w − w⁰‖²`` added to the training loss, ``w⁰``
   the weights the fold started from (the global model of a federated round).
+
+nnU-Net's data loader limits the thread pools to one thread around every batch it builds
+with ``threadpoolctl.threadpool_limits``, which finds the loaded libraries anew each time
+by scanning the process's memory map: 4 ms a batch, 5% of a tiny training step. The
+trainer points that name at a limiter with the libraries found once
+(:func:`_cached_threadpool_limits`); the limits it sets and restores are the same.
 """
 
 from __future__ import annotations
@@ -22,14 +31,27 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import nnunetv2.training.dataloading.data_loader as nnunet_data_loader
 import torch
 from batchgeneratorsv2.transforms.utils.random import RandomTransform
 from nnunetv2.training.logging.nnunet_logger import MetaLogger
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from threadpoolctl import ThreadpoolController
 
 from pathloop.client.segmentation.augmentation import HueRotationTransform
 
 HUE_PROBABILITY = 0.5
+
+
+_controller: ThreadpoolController | None = None
+
+
+def _cached_threadpool_limits(limits: int | None = None, user_api: str | None = None) -> Any:
+    """``threadpoolctl.threadpool_limits`` over the libraries found at its first call."""
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=limits, user_api=user_api)
 
 
 class _SparsePlotLogger(MetaLogger):
@@ -39,6 +61,7 @@ class _SparsePlotLogger(MetaLogger):
         super().__init__(output_folder, False)
         self.every = max(1, every)
         self.calls = 0
+        self.drawn_at = 0  # calls when the plot was last drawn
 
     def plot_progress_png(self, output_folder: str) -> None:
         self.calls += 1
@@ -47,6 +70,13 @@ class _SparsePlotLogger(MetaLogger):
 
     def plot_now(self, output_folder: str) -> None:
         draw_progress(self.local_logger.my_fantastic_logging, Path(output_folder) / "progress.png")
+        self.drawn_at = self.calls
+
+    def plot_last(self, output_folder: str) -> None:
+        """The final plot: drawn unless the last epoch's is, or fewer than ``every`` epochs
+        ran (see the module docstring)."""
+        if self.calls >= self.every and self.drawn_at != self.calls:
+            self.plot_now(output_folder)
 
 
 def draw_progress(logged: Mapping[str, Sequence[float]], path: Path) -> None:
@@ -124,6 +154,7 @@ class PathloopTrainer(nnUNetTrainer):
         RuntimeError
             From ``load_state_dict`` when the weights do not fit the planned network.
         """
+        nnunet_data_loader.threadpool_limits = _cached_threadpool_limits
         super().initialize()
         self.logger.every = max(1, self.plot_every)
         if self.initial_weights is not None:
@@ -148,7 +179,7 @@ class PathloopTrainer(nnUNetTrainer):
         """nnU-Net's end of training, plus the final progress plot."""
         super().on_train_end()
         if isinstance(self.logger, _SparsePlotLogger):
-            self.logger.plot_now(self.output_folder)
+            self.logger.plot_last(self.output_folder)
 
 
 __all__ = ["HUE_PROBABILITY", "PathloopTrainer", "ProximalLoss", "draw_progress"]

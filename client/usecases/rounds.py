@@ -216,10 +216,16 @@ def round_seed(site_seed: int | None, server_round: int) -> int | None:
 
 def evaluate_round(settings: SiteSettings, store: Store, data: LocalData, arrays: Arrays,
                    config: RoundConfig) -> dict[str, float]:
-    """Adopt the aggregated ensemble as current, score it on held-out tiles, re-rank."""
+    """Adopt the aggregated ensemble as current, score it on held-out tiles, re-rank.
+
+    Worklists are refreshed from global versions the rounds made (1, 2, …), not from
+    version 0, the initial model every site imported before joining: the site's worklists
+    already come from it or from the site's own later models, and predicting every slide
+    again would only cost time.
+    """
     version = adopt_global(settings, store, arrays, config)
     score, tiles = held_out_dice(version, data, settings.federation.device)
-    if settings.federation.rerank_k:
+    if settings.federation.rerank_k and config.global_version > 0:
         refresh_worklists(settings, store, version, k=settings.federation.rerank_k)
     return {MetricKey.PROTOCOL: float(PROTOCOL_VERSION), MetricKey.DICE: score,
             MetricKey.HELD_OUT: float(tiles)}
