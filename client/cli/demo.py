@@ -28,7 +28,7 @@ def demo(
                               help="Run the UGA loop (train, rank, correct, retrain)."),
     rounds: int | None = typer.Option(None, "--rounds", min=0, max=20,
                                       help="Federated rounds after the loop (0: none; "
-                                           "default: what the demo is tuned for, 3)."),
+                                           "default: what the demo is tuned for, 2)."),
     federation: str = typer.Option("simulation", "--federation",
                                    help="simulation (Flower's Simulation Runtime) or loopback "
                                         "(SuperLink + SuperNodes on this machine, TLS)."),

@@ -65,12 +65,10 @@ class RoundDice:
 
 
 #: Federated rounds the demo runs by default, and each site's fine-tuning per round
-#: (epochs of the tiny profile, learning rate). At seed 2 two rounds of 3 epochs raised the
-#: sites' mean held-out Dice by 0.050 in 263 s, three rounds of 2 epochs (the same training)
-#: by 0.034 in 321 s: fewer averaging steps dilute each site's progress less.
+#: (epochs of the tiny profile, learning rate); measured at seed 2, see docs/demo.md.
 DEMO_ROUNDS = 2
 ROUND_EPOCHS = 3
-ROUND_LEARNING_RATE = 3e-3
+ROUND_LEARNING_RATE = 5e-3
 
 
 def run_federated_rounds(workdir: Path, sites: dict[str, list[SyntheticSlide]],

@@ -161,7 +161,9 @@ TINY = TrainingProfile(
     name="tiny",
     num_epochs=25,
     iterations_per_epoch=30,
-    val_iterations_per_epoch=5,
+    # Validation batches only feed nnU-Net's logged pseudo-Dice; 2 cost 4% less per epoch
+    # than 5 on 2 cores.
+    val_iterations_per_epoch=2,
     patch_size=(128, 128),
     batch_size=4,
     n_proc_data_augmentation=0,
