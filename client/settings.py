@@ -89,9 +89,9 @@ class FederationSettings(_Section):
         top ``rerank_k`` patches per slide in the worklist (0: do not). The initial model
         (global version 0) is scored but does not re-rank.
     seed:
-        Seeds this site's fine-tuning in every round (weight noise, patch sampling,
-        augmentation; round ``r`` draws from ``seed`` and ``r``), so a rerun of the same
-        rounds repeats up to rounding; ``None`` (the default) draws afresh every run.
+        Seeds this site's fine-tuning in every round (patch sampling and augmentation;
+        round ``r`` draws from ``seed`` and ``r``), so a rerun of the same rounds repeats up
+        to rounding; ``None`` (the default) draws afresh every run.
     """
 
     training_images: Path | None = None
