@@ -27,7 +27,7 @@ bare-all, bare
 Each path runs in a fresh process, the paths in turn (in reverse every other round), timed
 from after its imports (model loading, reading, and all writing included); peak RSS is the
 process's ``VmHWM``, plus the sampled peak of the whole process tree (nnU-Net spawns
-workers), counted as in :class:`_TreePeak`. Goals: nnunet / ours-all ≥ 3; ours-all /
+workers), counted as in :class:`process_memory.TreePeak`. Goals: nnunet / ours-all ≥ 3; ours-all /
 bare-all ≤ 1.25 and ours / bare ≤ 1.25. Run it on an otherwise idle machine.
 
 The model (5 folds of the ``tiny`` profile, 1 epoch of 5 iterations on 20 MoNuSeg tiles,
@@ -46,12 +46,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from process_memory import TreePeak, memory
 
 from pathloop.client.segmentation.model_card import CARD_NAME, ModelCard
 from pathloop.client.tiling import TissueMask, compute_tissue_mask
@@ -113,64 +113,7 @@ def _model(workdir: Path) -> tuple[Path, bool]:
     return model_dir, True
 
 
-# --- measuring, inside the child processes ------------------------------------------------
-
-def _proc_kib(pid: int | str, key: str, file: str = "status") -> int:
-    """A ``kB`` field of ``/proc/<pid>/<file>``; 0 once the process is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass  # the process ended meanwhile
-    return 0
-
-
-def _descendants(pid: int) -> list[int]:
-    found, stack = [], [pid]
-    while stack:
-        for task in Path(f"/proc/{stack.pop()}/task").glob("*"):
-            try:
-                children = [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            found += children
-            stack += children
-    return found
-
-
-class _TreePeak(threading.Thread):
-    """Samples the memory of this process and its descendants every 100 ms.
-
-    Counted as the anonymous PSS of every process, summed, plus the largest file-backed RSS
-    of any one of them. Summed RSS would count twice what forked workers still share with
-    their parent, and summed PSS would divide the libraries' pages with unrelated processes
-    of the machine; the workers map the same libraries, so those count once.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.peak_kib = 0
-        self._done = threading.Event()
-
-    def run(self) -> None:
-        me = os.getpid()
-        while not self._done.wait(0.1):
-            tree = [me, *_descendants(me)]
-            total = sum(_proc_kib(p, "Pss_Anon", "smaps_rollup") for p in tree) + max(
-                _proc_kib(p, "RssFile") for p in tree)
-            self.peak_kib = max(self.peak_kib, total)
-
-    def stop(self) -> float:
-        self._done.set()
-        self.join()
-        return round(self.peak_kib / 1024, 1)
-
-
-def _memory(sampler: _TreePeak) -> dict[str, float]:
-    return {"peak_rss_mib": round(_proc_kib("self", "VmHWM") / 1024, 1),
-            "tree_peak_mib": sampler.stop()}
-
+# --- the paths, each in its own child process -------------------------------------------
 
 def _tissue(slide: Any, every_window: bool) -> TissueMask:
     """The slide's tissue mask, or one of all ones (every window is predicted)."""
@@ -207,7 +150,7 @@ def _run_ours(cfg: dict[str, Any]) -> dict[str, Any]:
     settings = SiteSettings(data_dir=out / "store", slide_roots=(slide_path.parent,))
     with Store.open(settings) as store:
         record = ingest_slide(settings, store, slide_path).slide
-        sampler = _TreePeak()
+        sampler = TreePeak()
         sampler.start()
         started = time.perf_counter()
         ensemble = Ensemble.load(cfg["model"])
@@ -216,7 +159,7 @@ def _run_ours(cfg: dict[str, Any]) -> dict[str, Any]:
             result = predict_slide(slide, tissue, ensemble, store.rasters, record.id,
                                    mask_background=not cfg["every_window"])
         seconds = time.perf_counter() - started
-        figures = {"seconds": seconds, "windows": result.n_windows, **_memory(sampler)}
+        figures = {"seconds": seconds, "windows": result.n_windows, **memory(sampler)}
         np.save(out / "uncertainty.npy", store.rasters.open_raster(result.uncertainty).read())
     return figures
 
@@ -234,13 +177,13 @@ def _run_bare(cfg: dict[str, Any]) -> dict[str, Any]:
         pixels = np.stack([slide.read_region(round(x * factor), round(y * factor), cols, rows,
                                              ensemble.mpp) for y, x in windows])
     per_batch = max(1, PIXELS_PER_BATCH // (rows * cols))
-    sampler = _TreePeak()
+    sampler = TreePeak()
     sampler.start()
     started = time.perf_counter()
     for start in range(0, len(pixels), per_batch):
         ensemble.predict_logits(pixels[start:start + per_batch])
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "windows": len(windows), **_memory(sampler)}
+    return {"seconds": seconds, "windows": len(windows), **memory(sampler)}
 
 
 def _run_nnunet(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -251,7 +194,7 @@ def _run_nnunet(cfg: dict[str, Any]) -> dict[str, Any]:
 
     slide_path, out, folds = Path(cfg["slide"]), Path(cfg["out"]), cfg["folds"]
     images, probabilities = out / "images", out / "probabilities"
-    sampler = _TreePeak()
+    sampler = TreePeak()
     sampler.start()
     started = time.perf_counter()
     with open_slide(slide_path) as slide:
@@ -280,7 +223,7 @@ def _run_nnunet(cfg: dict[str, Any]) -> dict[str, Any]:
     np.save(out / "uncertainty.npy", uga.astype(np.float32))
     stages["combine"] = time.perf_counter() - combine_started
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "windows": None, **_memory(sampler),
+    return {"seconds": seconds, "windows": None, **memory(sampler),
             "stages_s": {k: round(v, 2) for k, v in stages.items()}}
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from process_memory import peak_rss_mib
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_MEMBERS = 5
@@ -69,13 +70,6 @@ def _arrays(shapes: dict[str, tuple[int, ...]], seed: int,
             for name, value in base.items()}
 
 
-def _peak_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def _child(path: str, shapes_file: Path) -> dict[str, Any]:
     shapes = {k: tuple(v) for k, v in json.loads(shapes_file.read_text()).items()}
     base = _arrays(shapes, 0)
@@ -88,7 +82,7 @@ def _child(path: str, shapes_file: Path) -> dict[str, Any]:
                 for name in base}
         seconds = time.perf_counter() - started
         checksum = float(sum(float(a.sum()) for a in mean.values()))
-        return {"seconds": seconds, "peak_rss_mib": _peak_mib(), "checksum": checksum}
+        return {"seconds": seconds, "peak_rss_mib": peak_rss_mib(), "checksum": checksum}
 
     from pathloop.server.aggregation import WeightedMean
     from pathloop.server.contract import PackingLayout
@@ -126,7 +120,7 @@ def _child(path: str, shapes_file: Path) -> dict[str, Any]:
     server = time.perf_counter() - started_all
     checksum = float(sum(float(a.sum()) for a in result.values()))
     return {"seconds": serialise + server, "server_seconds": server,
-            "serialise": serialise, **parts, "peak_rss_mib": _peak_mib(),
+            "serialise": serialise, **parts, "peak_rss_mib": peak_rss_mib(),
             "message_bytes": message_bytes, "message_arrays": message_arrays,
             "checksum": checksum}
 
