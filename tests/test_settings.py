@@ -28,6 +28,8 @@ def test_settings_from_file_resolve_relative_paths(tmp_path: Path) -> None:
     ("[tiling]\nmpp = -1", "tiling.mpp"),
     ("unknown-key = 1", "unknown-key"),
     ("site-id = ", "not valid TOML"),
+    ("[federation]\nseed = -1", "federation.seed"),
+    ("[federation]\nseed = 99999999999999999999", "federation.seed"),
 ])
 def test_bad_settings_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
     config = tmp_path / "pathloop.toml"
