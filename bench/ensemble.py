@@ -13,6 +13,11 @@ ours-all
     rasters of a temporary store.
 ours
     The product default: only the windows that hold tissue.
+ours-all-f32
+    ours-all with the networks in float32 (``precision = "float32"``). The other paths of
+    ours and bare run in the site default, ``auto``: bfloat16 on a CPU that computes it
+    natively (this one has AVX512-BF16), float32 elsewhere; this row shows what that part
+    of the speed is.
 nnunet (the naive path)
     The slide region written as one PNG; for each fold, nnU-Net's own ``nnUNetPredictor``
     (CPU, no mirroring, ``tile_step_size=0.5``, Gaussian) with ``save_probabilities=True``,
@@ -65,7 +70,12 @@ MODEL_MPP = 0.5  # MoNuSeg's 0.25 µm/px images halved
 N_IMAGES = 5  # 4 tiles each: 20 training cases, 4 validation cases per fold
 GOAL_PEER_RATIO = 3.0
 GOAL_COMPUTE_RATIO = 1.25
-PATHS = ("ours-all", "ours", "nnunet", "bare-all", "bare")
+# name: (runner, every window, precision of ours and bare)
+PATHS: dict[str, tuple[str, bool, str]] = {
+    "ours-all": ("ours", True, "auto"), "ours": ("ours", False, "auto"),
+    "nnunet": ("nnunet", True, "float32"), "bare-all": ("bare", True, "auto"),
+    "bare": ("bare", False, "auto"), "ours-all-f32": ("ours", True, "float32"),
+}
 
 
 def _monuseg_cases(n_images: int) -> list[Any]:
@@ -153,13 +163,14 @@ def _run_ours(cfg: dict[str, Any]) -> dict[str, Any]:
         sampler = TreePeak()
         sampler.start()
         started = time.perf_counter()
-        ensemble = Ensemble.load(cfg["model"])
+        ensemble = Ensemble.load(cfg["model"], precision=cfg["precision"])
         with open_slide(slide_path) as slide:
             tissue = _tissue(slide, cfg["every_window"])
             result = predict_slide(slide, tissue, ensemble, store.rasters, record.id,
                                    mask_background=not cfg["every_window"])
         seconds = time.perf_counter() - started
-        figures = {"seconds": seconds, "windows": result.n_windows, **memory(sampler)}
+        figures = {"seconds": seconds, "windows": result.n_windows,
+                   "precision": ensemble.precision, **memory(sampler)}
         np.save(out / "uncertainty.npy", store.rasters.open_raster(result.uncertainty).read())
     return figures
 
@@ -169,7 +180,7 @@ def _run_bare(cfg: dict[str, Any]) -> dict[str, Any]:
     from pathloop.client.inference.prediction import PIXELS_PER_BATCH
     from pathloop.client.segmentation.ensemble import Ensemble
 
-    ensemble = Ensemble.load(cfg["model"])
+    ensemble = Ensemble.load(cfg["model"], precision=cfg["precision"])
     with open_slide(Path(cfg["slide"])) as slide:
         windows = _windows(slide, ensemble, _tissue(slide, cfg["every_window"]))
         rows, cols = ensemble.patch_size
@@ -183,7 +194,8 @@ def _run_bare(cfg: dict[str, Any]) -> dict[str, Any]:
     for start in range(0, len(pixels), per_batch):
         ensemble.predict_logits(pixels[start:start + per_batch])
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "windows": len(windows), **memory(sampler)}
+    return {"seconds": seconds, "windows": len(windows), "precision": ensemble.precision,
+            **memory(sampler)}
 
 
 def _run_nnunet(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -223,7 +235,7 @@ def _run_nnunet(cfg: dict[str, Any]) -> dict[str, Any]:
     np.save(out / "uncertainty.npy", uga.astype(np.float32))
     stages["combine"] = time.perf_counter() - combine_started
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "windows": None, **memory(sampler),
+    return {"seconds": seconds, "windows": None, "precision": "float32", **memory(sampler),
             "stages_s": {k: round(v, 2) for k, v in stages.items()}}
 
 
@@ -245,9 +257,10 @@ def _child(kind: str, cfg: dict[str, Any], log: Path) -> dict[str, Any]:
 
 
 def _compared(ours: Path, peer: Path) -> dict[str, float]:
-    """Uncertainty of ours vs nnU-Net's over the slide, beyond a patch from its edges."""
+    """Uncertainty of ours vs a peer's (nnU-Net's, or ours in float32) over the slide, beyond
+    a patch from its edges."""
     a = np.load(ours).astype(np.float32)[128:-128, 128:-128]
-    b = np.load(peer)[128:-128, 128:-128]
+    b = np.load(peer).astype(np.float32)[128:-128, 128:-128]
     diff = np.abs(a - b)
     return {"pixels": int(a.size), "ours_mean_u": round(float(a.mean()), 4),
             "peer_mean_u": round(float(b.mean()), 4),
@@ -288,28 +301,34 @@ def main() -> None:
     for number in range(args.rounds):
         # Every other round runs the paths in reverse: a machine that speeds up or slows
         # down over the run then favours no path.
-        for name in PATHS if number % 2 == 0 else PATHS[::-1]:
+        for name in list(PATHS) if number % 2 == 0 else list(PATHS)[::-1]:
             print(f"round {number + 1}/{args.rounds}: {name}…", flush=True)
-            cfg = {**base, "out": str(workdir / f"run-{name}"),
-                   "every_window": name.endswith("-all")}
-            runs[name].append(_child(name.removesuffix("-all"), cfg, workdir / f"{name}.log"))
+            runner, every_window, precision = PATHS[name]
+            cfg = {**base, "out": str(workdir / f"run-{name}"), "every_window": every_window,
+                   "precision": precision}
+            runs[name].append(_child(runner, cfg, workdir / f"{name}.log"))
     rows: dict[str, dict[str, Any]] = {}
     for name, results in runs.items():
         rows[name] = {
             "seconds": round(statistics.median(r["seconds"] for r in results), 2),
             "seconds_all_rounds": [round(r["seconds"], 2) for r in results],
-            "windows": results[-1]["windows"],
+            "windows": results[-1]["windows"], "precision": results[-1]["precision"],
             **{key: max(r[key] for r in results) for key in ("peak_rss_mib", "tree_peak_mib")},
         }
     rows["nnunet"]["stages_s"] = runs["nnunet"][-1]["stages_s"]
     rows["nnunet"]["uncertainty_vs_ours_all"] = _compared(
         workdir / "run-ours-all" / "uncertainty.npy", workdir / "run-nnunet" / "uncertainty.npy")
+    rows["ours-all"]["uncertainty_vs_f32"] = _compared(
+        workdir / "run-ours-all" / "uncertainty.npy",
+        workdir / "run-ours-all-f32" / "uncertainty.npy")
     ratios = {
         "nnunet_over_ours_all": round(rows["nnunet"]["seconds"] / rows["ours-all"]["seconds"], 2),
         "ours_all_over_bare_all": round(rows["ours-all"]["seconds"]
                                         / rows["bare-all"]["seconds"], 3),
         "ours_over_bare": round(rows["ours"]["seconds"] / rows["bare"]["seconds"], 3),
         "nnunet_over_ours": round(rows["nnunet"]["seconds"] / rows["ours"]["seconds"], 2),
+        "nnunet_over_ours_all_f32": round(rows["nnunet"]["seconds"]
+                                          / rows["ours-all-f32"]["seconds"], 2),
     }
     met = {"nnunet_over_ours_all": ratios["nnunet_over_ours_all"] >= GOAL_PEER_RATIO,
            "ours_all_over_bare_all": ratios["ours_all_over_bare_all"] <= GOAL_COMPUTE_RATIO,
@@ -318,15 +337,18 @@ def main() -> None:
     print(f"\n{args.slide.name} at {card.mpp} µm/px, {card.n_folds} folds, windows of "
           f"{card.patch_size[0]}² px step 0.5 (median of {args.rounds} round(s), load average "
           f"{load:.1f} at start)")
-    print(f"{'path':>9} {'s':>8} {'windows':>8} {'RSS MiB':>8} {'tree MiB':>9}")
+    print(f"{'path':>12} {'s':>8} {'windows':>8} {'precision':>9} {'RSS MiB':>8} "
+          f"{'tree MiB':>9}")
     for name, row in rows.items():
-        print(f"{name:>9} {row['seconds']:>8} {row['windows']!s:>8} {row['peak_rss_mib']:>8} "
-              f"{row['tree_peak_mib']:>9}")
+        print(f"{name:>12} {row['seconds']:>8} {row['windows']!s:>8} {row['precision']:>9} "
+              f"{row['peak_rss_mib']:>8} {row['tree_peak_mib']:>9}")
     for key, value in ratios.items():
         goal = "" if key not in met else ("  (goal met)" if met[key] else "  (GOAL MISSED)")
-        print(f"{key:>24}: {value}{goal}")
-    print(f"{'|Δu| nnunet vs ours-all':>24}: "
+        print(f"{key:>25}: {value}{goal}")
+    print(f"{'|Δu| nnunet vs ours-all':>25}: "
           f"{rows['nnunet']['uncertainty_vs_ours_all']['mean_abs_diff']}")
+    print(f"{'|Δu| ours-all vs f32':>25}: "
+          f"{rows['ours-all']['uncertainty_vs_f32']['mean_abs_diff']}")
     summary = {
         "slide": args.slide.name, "mpp": card.mpp, "rounds": args.rounds,
         "load_average_at_start": round(load, 2), "nnunet_processes": args.processes,

@@ -62,7 +62,7 @@ def predict_job(settings: SiteSettings, store: Store, job: Job, progress: Progre
     assert job.slide_id is not None
     version = current_model(store)
     progress(0, 1, f"loading model {version.name}")
-    ensemble = load_ensemble(version, settings.federation.device)
+    ensemble = load_ensemble(version, settings.federation.device, settings.inference.precision)
     prediction = predict_stored_slide(
         settings, store, store.get_slide(job.slide_id), ensemble, version,
         progress=lambda done, total: progress(done, total, "predicting tiles"))

@@ -25,7 +25,7 @@ def predict(
             progress_bar() as progress:
         record = find_slide(store, slide)
         version = store.get_model_version(model)
-        ensemble = load_ensemble(version, device)
+        ensemble = load_ensemble(version, device, settings.inference.precision)
         task = progress.add_task(f"predicting {record.name}", total=None)
         result = predict_stored_slide(settings, store, record, ensemble, version,
                                       progress=lambda d, t: progress.update(

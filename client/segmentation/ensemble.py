@@ -31,7 +31,7 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from numpy.typing import NDArray
 
 from pathloop.client.segmentation.checkpoints import load_checkpoint
-from pathloop.client.segmentation.devices import torch_device
+from pathloop.client.segmentation.devices import autocast_dtype, torch_device
 from pathloop.client.segmentation.errors import (
     ArrayInputError,
     MissingFoldError,
@@ -46,6 +46,7 @@ from pathloop.client.segmentation.model_card import (
 )
 from pathloop.client.segmentation.normalization import SUPPORTED_SCHEMES, normalize_batch
 from pathloop.client.segmentation.task import SegmentationTask
+from pathloop.client.settings import Precision
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,8 @@ class Ensemble:
 
     def __init__(self, model_dir: Path, card: ModelCard, networks: Sequence[torch.nn.Module],
                  schemes: Sequence[str], total_stride: tuple[int, int],
-                 spatial_axes: tuple[int, int], device: torch.device) -> None:
+                 spatial_axes: tuple[int, int], device: torch.device,
+                 autocast: torch.dtype | None = None) -> None:
         self.model_dir = model_dir
         self.card = card
         self._networks = list(networks)
@@ -74,9 +76,11 @@ class Ensemble:
         self._total_stride = total_stride
         self._spatial_axes = spatial_axes
         self._device = device
+        self._autocast = autocast
 
     @classmethod
-    def load(cls, model_dir: Path | str, device: str = "cpu") -> Ensemble:
+    def load(cls, model_dir: Path | str, device: str = "cpu",
+             precision: Precision = "auto") -> Ensemble:
         """Load and check every fold of a model folder.
 
         Parameters
@@ -85,6 +89,9 @@ class Ensemble:
             A folder written by :func:`~pathloop.client.segmentation.training.train_ensemble`.
         device:
             Torch device to predict on (``"cpu"``, ``"cuda"``, …).
+        precision:
+            ``"auto"``, ``"float32"`` or ``"bfloat16"``; see
+            :data:`~pathloop.client.settings.Precision`.
 
         Raises
         ------
@@ -96,7 +103,7 @@ class Ensemble:
             A checkpoint's weights do not fit the network ``plans.json`` describes (loaded
             strictly: every key and shape must match).
         ConfigError
-            The device does not exist.
+            The device does not exist, or an unknown precision.
         """
         root = Path(model_dir)
         card = ModelCard.read(root)
@@ -109,6 +116,7 @@ class Ensemble:
         configuration = _configuration(root, plans, card)
         schemes = _check_channels(root, configuration, dataset_json, card.task)
         device_ = torch_device(device)
+        autocast = autocast_dtype(precision, device_)
         architecture = configuration["architecture"]
         networks = []
         for fold in card.folds:
@@ -131,9 +139,10 @@ class Ensemble:
             networks.append(network.to(device_).eval())
         strides = np.prod(np.asarray(architecture["arch_kwargs"]["strides"]), axis=0)
         spatial = tuple(int(a) - 1 for a in plans.get("transpose_forward", [0, 1, 2])[1:])
-        logger.info("loaded %d folds from %s on %s", len(networks), root, device_)
+        logger.info("loaded %d folds from %s on %s in %s", len(networks), root, device_,
+                    autocast or torch.float32)
         return cls(root, card, networks, schemes, (int(strides[0]), int(strides[1])),
-                   (spatial[0], spatial[1]), device_)
+                   (spatial[0], spatial[1]), device_, autocast)
 
     @property
     def n_folds(self) -> int:
@@ -174,6 +183,11 @@ class Ensemble:
     def device(self) -> torch.device:
         """Where the networks live."""
         return self._device
+
+    @property
+    def precision(self) -> str:
+        """``"float32"`` or ``"bfloat16"``: what the forward passes compute in."""
+        return "bfloat16" if self._autocast == torch.bfloat16 else "float32"
 
     def predict_folds(self, images: NDArray[np.uint8], extra: NDArray[np.uint8] | None = None,
                       *, batch_size: int | None = None) -> NDArray[np.float32]:
@@ -222,7 +236,8 @@ class Ensemble:
         out = np.empty((self.n_folds, n, self.n_classes, height, width), np.float32)
         step = max(1, PIXELS_PER_PASS // (height * width) if batch_size is None
                    else int(batch_size))
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(self._device.type, dtype=self._autocast,
+                                                    enabled=self._autocast is not None):
             for start in range(0, n, step):
                 chunk = normalize_batch(stacked[start:start + step], self._schemes, stats=stats)
                 x = self._to_network_layout(torch.from_numpy(chunk))

@@ -18,7 +18,7 @@ import numpy as np
 
 from pathloop.client.errors import InputError, RecordNotFoundError
 from pathloop.client.segmentation import Case, SegmentationTask, TrainingProfile, export_dataset
-from pathloop.client.settings import SiteSettings
+from pathloop.client.settings import Precision, SiteSettings
 from pathloop.client.store import CorrectionRecord, ModelVersionRecord, Store
 from pathloop.client.usecases.slides import open_stored_slide
 
@@ -81,13 +81,15 @@ def train_model(settings: SiteSettings, store: Store, cases: Iterable[Case], *,
                                    provenance=provenance, weights_uri=str(target))
 
 
-def load_ensemble(version: ModelVersionRecord, device: str = "cpu") -> Ensemble:
-    """The fold ensemble of a stored model version (every fold checked and loaded once)."""
+def load_ensemble(version: ModelVersionRecord, device: str = "cpu",
+                  precision: Precision = "auto") -> Ensemble:
+    """The fold ensemble of a stored model version (every fold checked and loaded once),
+    predicting in ``precision`` (:data:`~pathloop.client.settings.Precision`)."""
     from pathloop.client.segmentation import Ensemble
 
     if not version.weights_uri:
         raise RecordNotFoundError(f"model version {version.id} has no weights")
-    return Ensemble.load(version.weights_uri, device=device)
+    return Ensemble.load(version.weights_uri, device=device, precision=precision)
 
 
 def import_model(settings: SiteSettings, store: Store, folder: Path, name: str

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from pathloop.client.errors import InputError, ProtocolError
 from pathloop.client.ranking import PatchSpec
 from pathloop.client.segmentation import Case, ModelCard, SegmentationTask, get_profile
-from pathloop.client.settings import SiteSettings
+from pathloop.client.settings import Precision, SiteSettings
 from pathloop.client.store import ModelVersionRecord, Store
 from pathloop.client.usecases.loop import pooled_dice, predict_stored_slide, rank_stored_slide
 from pathloop.client.usecases.models import (
@@ -224,22 +224,23 @@ def evaluate_round(settings: SiteSettings, store: Store, data: LocalData, arrays
     again would only cost time.
     """
     version = adopt_global(settings, store, arrays, config)
-    score, tiles = held_out_dice(version, data, settings.federation.device)
+    score, tiles = held_out_dice(version, data, settings.federation.device,
+                                 settings.inference.precision)
     if settings.federation.rerank_k and config.global_version > 0:
         refresh_worklists(settings, store, version, k=settings.federation.rerank_k)
     return {MetricKey.PROTOCOL: float(PROTOCOL_VERSION), MetricKey.DICE: score,
             MetricKey.HELD_OUT: float(tiles)}
 
 
-def held_out_dice(version: ModelVersionRecord, data: LocalData, device: str = "cpu"
-                  ) -> tuple[float, int]:
+def held_out_dice(version: ModelVersionRecord, data: LocalData, device: str = "cpu",
+                  precision: Precision = "auto") -> tuple[float, int]:
     """Foreground Dice of the fold mean's argmax over the held-out tiles, pooled (every
     tile's pixels counted together, as if they were one image), and the number of tiles.
 
     Pooled rather than averaged per tile: a tile with a sliver of foreground would weigh as
     much as one full of it, and one with none scores 0 or 1 whatever the model does.
     """
-    ensemble = load_ensemble(version, device)
+    ensemble = load_ensemble(version, device, precision)
 
     def pairs() -> Iterator[tuple[NDArray[np.integer], NDArray[np.integer]]]:
         for case in data.held_out:
@@ -256,7 +257,7 @@ def refresh_worklists(settings: SiteSettings, store: Store, version: ModelVersio
     The worklist's patches are the site's tiles (``[tiling]`` tile-size at its µm/px)
     unless ``spec`` says otherwise.
     """
-    ensemble = load_ensemble(version, settings.federation.device)
+    ensemble = load_ensemble(version, settings.federation.device, settings.inference.precision)
     spec = spec or PatchSpec(size=settings.tiling.tile_size, mpp=settings.tiling.mpp)
     slides = store.list_slides(settings.site_id)
     for slide in slides:
