@@ -30,6 +30,7 @@ def test_settings_from_file_resolve_relative_paths(tmp_path: Path) -> None:
     ("site-id = ", "not valid TOML"),
     ("[federation]\nseed = -1", "federation.seed"),
     ("[federation]\nseed = 99999999999999999999", "federation.seed"),
+    ('[inference]\nprecision = "float16"', "inference.precision"),
 ])
 def test_bad_settings_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
     config = tmp_path / "pathloop.toml"
@@ -41,3 +42,11 @@ def test_bad_settings_name_the_problem(tmp_path: Path, text: str, message: str) 
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         SiteSettings.from_file(tmp_path / "nope.toml")
+
+
+def test_the_example_config_loads() -> None:
+    # deploy/pathloop.example.toml is what an admin copies: every key in it must be valid.
+    example = Path(__file__).resolve().parents[1] / "deploy" / "pathloop.example.toml"
+    settings = SiteSettings.from_file(example)
+    assert settings.site_id == "hospital-a"
+    assert settings.inference.precision == "auto"
