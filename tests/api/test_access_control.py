@@ -1,0 +1,105 @@
+"""Access control of a running site service: ``pathloop serve`` in its own process, tokens
+managed from another process with ``pathloop api token`` as a hospital admin would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from support.site import free_port
+
+START_TIMEOUT = 60.0
+
+
+def _config(folder: Path, extra: str = "") -> Path:
+    config = folder / "pathloop.toml"
+    config.write_text(f'site-id = "site-x"\ndata-dir = "{folder / "data"}"\n{extra}')
+    return config
+
+
+def _pathloop(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-m", "pathloop.client", "--config", str(config),
+                           *args], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@contextmanager
+def _serving(config: Path) -> Iterator[tuple[str, Path]]:
+    """``pathloop serve`` on a free port until the block ends; its URL and console log."""
+    port = free_port()
+    log = config.parent / "serve.log"
+    with log.open("w") as console:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pathloop.client", "--config", str(config), "serve",
+             "--port", str(port)], stdout=console, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            assert process.poll() is None, f"serve exited: {log.read_text()}"
+            assert time.monotonic() < deadline, f"serve did not start: {log.read_text()}"
+            try:
+                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield url, log
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_a_revoked_token_is_refused_on_its_next_request(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    alice = _pathloop(config, "api", "token", "add", "alice").stdout.strip()
+    bob = _pathloop(config, "api", "token", "add", "bob").stdout.strip()
+    with _serving(config) as (url, _), httpx.Client(base_url=url, timeout=10) as client:
+        def me(token: str) -> httpx.Response:
+            return client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+
+        assert me(alice).json() == {"user": "alice"}
+        assert me(bob).json() == {"user": "bob"}
+        assert client.get("/api/me").status_code == 401  # no token
+        assert me(alice + "x").status_code == 401  # not a token of this site
+
+        revoked = _pathloop(config, "api", "token", "revoke", "alice")
+        assert "revoked 1 token(s) of alice" in revoked.stderr
+        refused = me(alice)
+        assert refused.status_code == 401
+        assert refused.json()["detail"] == "the token is not valid for this site"
+        assert client.get("/api/slides", headers={
+            "Authorization": f"Bearer {alice}"}).status_code == 401
+        assert me(bob).json() == {"user": "bob"}  # other users are untouched
+    assert _pathloop(config, "api", "token", "list").stdout.split() == ["bob"]
+
+
+def test_without_require_token_anyone_local_may_call_and_start_up_warns(
+        tmp_path: Path) -> None:
+    config = _config(tmp_path, "[api]\nrequire-token = false\n")
+    with _serving(config) as (url, log):
+        assert httpx.get(f"{url}/api/me", timeout=10).json() == {"user": "local"}
+        assert httpx.get(f"{url}/api/slides", timeout=10).json() == []
+        printed = log.read_text()
+    assert "[api] require-token is false: anyone who reaches 127.0.0.1" in printed
+    assert "#token=" not in printed  # no token is made or shown
+    assert not (tmp_path / "data" / "api-tokens.json").exists()
+
+
+def test_a_site_that_requires_tokens_makes_the_first_one_at_start_up(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    with _serving(config) as (url, log):
+        printed = log.read_text()
+        token = printed.split("#token=", 1)[1].split()[0]
+        assert httpx.get(f"{url}/api/me", timeout=10,
+                         headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        assert httpx.get(f"{url}/api/me", timeout=10).status_code == 401
+    assert "require-token is false" not in printed
+    assert (tmp_path / "data" / "api-tokens.json").stat().st_mode & 0o077 == 0
