@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ def test_an_annotation_is_imported_and_kept(site: tuple[SiteSettings, str],
                                             tmp_path: Path) -> None:
     base, token = site
     settings = base.model_copy(update={"slide_roots": (*base.slide_roots, tmp_path)})
-    good = np.zeros((740, 554), np.uint8)  # the CMU slide (2220×2967 at 0.499) at 2 µm/px
+    rows, cols = np.mgrid[:740, :554]  # the CMU slide (2220×2967 at 0.499) at 2 µm/px
+    good = ((rows // 9 + cols // 7) % 2).astype(np.uint8)  # blocks no patch can miss
     good[300:500, 100:300] = 1
     Image.fromarray(good).save(tmp_path / "annotation.png")
     Image.fromarray(good * 200).save(tmp_path / "wrong-labels.png")
@@ -41,6 +43,7 @@ def test_an_annotation_is_imported_and_kept(site: tuple[SiteSettings, str],
         record = import_annotation(settings, store, slide, tmp_path / "annotation.png",
                                    mpp=2.0)
         assert before is not None and record.version == before.version + 1
+        np.testing.assert_array_equal(store.rasters.open_raster(record).read(0), good)
     with TestClient(create_app(settings, viewer_dir=Path("/nonexistent")),
                     headers={"Authorization": f"Bearer {token}"}) as client:
         patch = client.get("/api/worklist", params={"status": "pending"}).json()[-1]
@@ -51,3 +54,16 @@ def test_an_annotation_is_imported_and_kept(site: tuple[SiteSettings, str],
                                 params={"source": "annotation"})
         latest = client.get(f"/api/patches/{patch['id']}/mask")
         assert annotation.content == latest.content
+    # The kept mask is the imported image under the patch, sampled at the mask's pixel
+    # centres (computed here from the patch's box alone).
+    kept_mask = np.asarray(Image.open(io.BytesIO(latest.content)))
+    assert kept_mask.shape == (patch["mask_height"], patch["mask_width"])
+    per_annotation_px = 2.0 / slide.mpp_x  # level-0 px per annotation px
+    ys = patch["y"] + (np.arange(patch["mask_height"]) + 0.5) * patch["height"] / \
+        patch["mask_height"]
+    xs = patch["x"] + (np.arange(patch["mask_width"]) + 0.5) * patch["width"] / \
+        patch["mask_width"]
+    expected = good[np.ix_(np.floor(ys / per_annotation_px).astype(int),
+                           np.floor(xs / per_annotation_px).astype(int))]
+    np.testing.assert_array_equal(kept_mask, expected)
+    assert 0 < kept_mask.mean() < 1  # both labels under the patch: the comparison can fail
