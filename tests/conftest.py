@@ -23,6 +23,17 @@ def _shared(relative: str) -> Path:
     return path
 
 
+#: Fixtures that read ``../shared/data``; a test using any of them, directly or through
+#: other fixtures, is marked ``realdata`` (``pytest -m "not realdata"`` runs without it).
+REAL_DATA_FIXTURES = frozenset({"shared_data", "cmu_svs"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.realdata)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data``; fails in CI when missing, skips elsewhere."""

@@ -251,7 +251,7 @@ def test_claims_are_exclusive(client: TestClient, site: tuple[SiteSettings, str]
 
 
 def test_path_traversal_is_refused(client: TestClient, site: tuple[SiteSettings, str],
-                                   tmp_path: Path) -> None:
+                                   tmp_path: Path, cmu_svs: Path) -> None:
     for path in ("/api/slides/..%2F..%2Fetc%2Fpasswd", "/api/slides/1/overlays/..%2F..%2F"
                  "etc%2Fpasswd/0/0_0.png", "/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd",
                  "/assets/..%2F..%2F..%2F..%2Fetc%2Fpasswd"):
@@ -261,7 +261,7 @@ def test_path_traversal_is_refused(client: TestClient, site: tuple[SiteSettings,
     # A slide record pointing outside the slide roots (a tampered database) is refused.
     settings, _ = site
     outside = tmp_path / "outside.svs"
-    outside.write_bytes((REPO.parent / "shared/data/wsi/cmu_small_region.svs").read_bytes())
+    outside.write_bytes(cmu_svs.read_bytes())
     with Store.open(settings) as store:
         record, _ = store.add_slide(content_hash="f" * 64, name="outside.svs", path=outside,
                                     width=2220, height=2967, mpp_x=0.5, mpp_y=0.5)

@@ -1,10 +1,11 @@
 """The Flower deployment on loopback: a SuperLink and 3 SuperNodes as separate processes,
 TLS and SuperNode authentication on, real sites (tiny nnU-Net on MoNuSeg organs).
 
-The tests run in order on one deployment: an unregistered key is refused; 2 rounds make 2
-global versions with lineage; a SuperNode killed mid-round leaves a round that completes with
-the others; a SuperLink killed mid-run and restarted on its database lets the next run
-resume from the last checkpoint.
+One test, in steps on one deployment (each step builds on the state the one before left,
+so they are not separate tests that would depend on pytest's order): an unregistered key is
+refused; 2 rounds make 2 global versions with lineage; a SuperNode killed mid-round leaves a
+round that completes with the others; a SuperLink killed mid-run and restarted on its
+database lets the next run resume from the last checkpoint.
 """
 
 from __future__ import annotations
@@ -36,10 +37,9 @@ COMPLETED = "finished:completed"
 RUN_TIMEOUT = 1200.0
 
 
-@pytest.fixture(scope="module")
-def deployment(shared_data: Path, tmp_path_factory: pytest.TempPathFactory
-               ) -> Iterator[dict[str, Any]]:
-    root = tmp_path_factory.mktemp("deployment")
+@pytest.fixture
+def deployment(shared_data: Path, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    root = tmp_path
     groups = by_organ(list_images(shared_data / "nuclei" / "monuseg"))
     initial = export_model(train_model(monuseg_cases(groups["lung"][:2], "i"), root / "initial"),
                            root / "shipped")
@@ -75,7 +75,7 @@ def _wait_for_clientapp(federation: LoopbackFederation, name: str, timeout: floa
         time.sleep(0.5)
 
 
-def test_a_supernode_with_an_unregistered_key_is_refused(deployment: dict[str, Any]) -> None:
+def _a_supernode_with_an_unregistered_key_is_refused(deployment: dict[str, Any]) -> None:
     federation: LoopbackFederation = deployment["federation"]
     federation.start_supernode("intruder", deployment["configs"]["site-breast"])
     code = federation.exit_code("intruder", timeout=90)
@@ -84,7 +84,7 @@ def test_a_supernode_with_an_unregistered_key_is_refused(deployment: dict[str, A
     assert len(federation.wait_online(3)) == 3  # the registered ones are unaffected
 
 
-def test_two_rounds_over_tls_make_checkpoints_with_lineage(deployment: dict[str, Any]) -> None:
+def _two_rounds_over_tls_make_checkpoints_with_lineage(deployment: dict[str, Any]) -> None:
     federation: LoopbackFederation = deployment["federation"]
     run = _run(deployment, **{"num-server-rounds": 2, "min-train-nodes": 3,
                               "min-available-nodes": 3, "round-timeout": 600.0})
@@ -106,7 +106,7 @@ def test_two_rounds_over_tls_make_checkpoints_with_lineage(deployment: dict[str,
             assert current is not None and current.provenance["global_version"] == 2
 
 
-def test_a_supernode_killed_mid_round_leaves_the_round_to_the_others(
+def _a_supernode_killed_mid_round_leaves_the_round_to_the_others(
         deployment: dict[str, Any]) -> None:
     federation: LoopbackFederation = deployment["federation"]
     run = _run(deployment, **{"num-server-rounds": 2, "min-train-nodes": 2,
@@ -124,7 +124,7 @@ def test_a_supernode_killed_mid_round_leaves_the_round_to_the_others(
                    for r in version.rejected)
 
 
-def test_a_restarted_superlink_lets_the_next_run_resume(deployment: dict[str, Any]) -> None:
+def _a_restarted_superlink_lets_the_next_run_resume(deployment: dict[str, Any]) -> None:
     federation: LoopbackFederation = deployment["federation"]
     before = _versions(deployment)[-1].version
     run = _run(deployment, **{"num-server-rounds": 3, "min-train-nodes": 2,
@@ -151,3 +151,10 @@ def test_a_restarted_superlink_lets_the_next_run_resume(deployment: dict[str, An
     status = CliRunner().invoke(pathloop_cli, ["server", "status", str(federation.root)])
     assert status.exit_code == 0, status.output
     assert "site-breast, site-kidney" in status.output and "online" in status.output
+
+
+def test_the_deployment_step_by_step(deployment: dict[str, Any]) -> None:
+    _a_supernode_with_an_unregistered_key_is_refused(deployment)
+    _two_rounds_over_tls_make_checkpoints_with_lineage(deployment)
+    _a_supernode_killed_mid_round_leaves_the_round_to_the_others(deployment)
+    _a_restarted_superlink_lets_the_next_run_resume(deployment)

@@ -2,8 +2,9 @@
 
 Set ``PATHLOOP_TEST_POSTGRES_URL`` (e.g.
 ``postgresql+psycopg://postgres@/pathloop_test?host=/tmp/pg&port=55432``) to an empty,
-disposable database to run these; they are skipped otherwise. The database is migrated down to
-nothing before and after.
+disposable database to run these; they are skipped otherwise, and fail when ``CI`` is set
+(``.ci/run`` starts a throwaway server). The database is migrated down to nothing before and
+after.
 """
 
 from __future__ import annotations
@@ -27,11 +28,15 @@ from pathloop.client.store import PatchBox, Store, db
 from pathloop.client.store.models import Base
 
 URL = os.environ.get("PATHLOOP_TEST_POSTGRES_URL")
-pytestmark = pytest.mark.skipif(not URL, reason="PATHLOOP_TEST_POSTGRES_URL is not set")
 
 
 @pytest.fixture
 def pg_store(tmp_path: Path) -> Iterator[Store]:
+    if not URL:
+        message = "PATHLOOP_TEST_POSTGRES_URL is not set (scripts/throwaway-postgres.sh starts one)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     settings = SiteSettings(site_id="site-pg", data_dir=tmp_path / "data", database_url=URL)
     engine = db.create_store_engine(settings.db_url)
     db.downgrade(engine, "base")
