@@ -12,9 +12,11 @@ It differs from nnU-Net's predictor on purpose:
 
 Inputs are normalised exactly as nnU-Net preprocessed the training cases (per tile, per
 channel; see :mod:`pathloop.client.segmentation.normalization`). Tiles whose sides are not
-multiples of the network's total stride, or smaller than the training patch, are padded at
-the bottom and right with the normalised value 0 (as nnU-Net's predictor pads) and the
-output is cropped back.
+multiples of the network's total stride, or smaller than the training patch, are padded
+with the normalised value 0 on both sides, the odd pixel below and right, exactly as
+nnU-Net's predictor pads (``acvl_utils``' ``pad_nd_image``), and the output is cropped
+back. A tile no larger than the patch therefore gives each fold what nnU-Net's sliding
+window gives it (``tests/segmentation/test_nnunet_equivalence.py`` pins this).
 """
 
 from __future__ import annotations
@@ -276,22 +278,32 @@ class Ensemble:
         """(N, C, H, W) → nnU-Net's axis order, padded as nnU-Net's predictor pads.
 
         Sides grow to multiples of the total stride and to at least the training patch
-        (instance norm needs more than one value per channel at the bottleneck).
+        (instance norm needs more than one value per channel at the bottleneck), the
+        padding split evenly around the tile with the odd pixel after it.
         """
         if self._spatial_axes == (1, 0):
             x = x.transpose(2, 3)
-        rows, cols = x.shape[2], x.shape[3]
-        patch = self.card.patch_size  # like the strides, already in nnU-Net's axis order
-        pad_rows = max(rows + -rows % self._total_stride[0], patch[0]) - rows
-        pad_cols = max(cols + -cols % self._total_stride[1], patch[1]) - cols
-        if pad_rows or pad_cols:
-            x = torch.nn.functional.pad(x, (0, pad_cols, 0, pad_rows), value=0.0)
+        (top, bottom), (left, right) = self._padding(x.shape[2], x.shape[3])
+        if top or bottom or left or right:
+            x = torch.nn.functional.pad(x, (left, right, top, bottom), value=0.0)
         return x.contiguous()
 
     def _from_network_layout(self, y: torch.Tensor, height: int, width: int) -> torch.Tensor:
         if self._spatial_axes == (1, 0):
-            return y[:, :, :width, :height].transpose(2, 3)
-        return y[:, :, :height, :width]
+            (top, _), (left, _) = self._padding(width, height)
+            return y[:, :, top:top + width, left:left + height].transpose(2, 3)
+        (top, _), (left, _) = self._padding(height, width)
+        return y[:, :, top:top + height, left:left + width]
+
+    def _padding(self, rows: int, cols: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(before, after) padding of each axis, in nnU-Net's axis order."""
+        patch = self.card.patch_size  # like the strides, already in nnU-Net's axis order
+        pads = []
+        for size, stride, least in ((rows, self._total_stride[0], patch[0]),
+                                    (cols, self._total_stride[1], patch[1])):
+            grow = max(size + -size % stride, least) - size
+            pads.append((grow // 2, grow - grow // 2))
+        return pads[0], pads[1]
 
 
 def _read_json(path: Path) -> dict[str, Any]:
