@@ -28,27 +28,41 @@ def model_train(
     corrections: bool = typer.Option(False, "--corrections",
                                      help="Add this site's corrected patches."),
     profile: str = typer.Option("tiny", "--profile", help="tiny (CPU) or nnunet (GPU)."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1,
+                                      help="Epochs per fold (default: the profile's)."),
     device: str = typer.Option("cpu", "--device"),
 ) -> None:
-    """Train a 5-fold ensemble on tiles (and corrections); record it as a model version."""
-    from pathloop.client.segmentation import SegmentationTask, get_profile
+    """Train a 5-fold ensemble on tiles (and corrections); record it as a model version.
+
+    With ``--parent`` the folds continue from the parent's (as many folds as it has).
+    """
+    from pathloop.client.segmentation import ModelCard, SegmentationTask, get_profile
     from pathloop.client.usecases.models import correction_cases, folder_cases, train_model
 
     settings = site_settings(ctx)
     with site_command_log(ctx, "model-train"), open_store(settings) as store:
         parent_version = store.get_model_version(parent) if parent is not None else None
         task = SegmentationTask("custom", {n: i for i, n in enumerate(labels.split(","))})
+        chosen = get_profile(profile)
+        if epochs is not None:
+            chosen = chosen.with_overrides(num_epochs=epochs)
         if parent_version is not None:
-            mpp = mpp or float(parent_version.provenance["mpp"])
+            if not parent_version.weights_uri:
+                raise ConfigError(f"model version {parent} has no weights to continue from")
+            card = ModelCard.read(parent_version.weights_uri)
+            mpp = mpp or card.mpp
+            task = card.task
+            chosen = chosen.with_overrides(n_folds=card.n_folds)
         if mpp is None:
             raise ConfigError("--mpp is needed: the resolution of the training tiles")
         cases = list(folder_cases(images, masks)) if images and masks else []
         used = store.latest_corrections(settings.site_id) if corrections else []
         cases += list(correction_cases(settings, store, used))
         console.print(f"training {name!r} on {len(cases)} tiles "
-                      f"({len(used)} corrections) with the {profile} profile …")
+                      f"({len(used)} corrections) with the {profile} profile, "
+                      f"{chosen.n_folds} folds …")
         version = train_model(settings, store, cases, task=task, mpp=mpp,
-                              profile=get_profile(profile), name=name, parent=parent_version,
+                              profile=chosen, name=name, parent=parent_version,
                               corrections=used, device=device)
     console.print(f"model version {version.id} {version.name} at {version.weights_uri}",
                   highlight=False)
