@@ -18,6 +18,15 @@ ours-all-f32
     ours and bare run in the site default, ``auto``: bfloat16 on a CPU that computes it
     natively (this one has AVX512-BF16), float32 elsewhere; this row shows what that part
     of the speed is.
+nnunet-mem (the like-for-like peer)
+    nnU-Net's own code with nothing on disk: the slide region read into memory once,
+    normalised by its preprocessor (``run_case_npy``), one ``nnUNetPredictor`` built once,
+    its network run with each fold's entry of ``predictor.list_of_parameters`` through
+    ``predict_sliding_window_return_logits`` (CPU, no mirroring, ``tile_step_size=0.5``,
+    Gaussian): the same windows ours-all predicts, combined into the same maps. nnU-Net
+    runs float32 on a CPU (it enables autocast only on CUDA), so ours-all-f32 is its
+    like-for-like row in precision, ours-all in what a site runs. The goals are judged
+    against this peer.
 nnunet (the naive path)
     The slide region written as one PNG; for each fold, nnU-Net's own ``nnUNetPredictor``
     (CPU, no mirroring, ``tile_step_size=0.5``, Gaussian) with ``save_probabilities=True``,
@@ -32,8 +41,10 @@ bare-all, bare
 Each path runs in a fresh process, the paths in turn (in reverse every other round), timed
 from after its imports (model loading, reading, and all writing included); peak RSS is the
 process's ``VmHWM``, plus the sampled peak of the whole process tree (nnU-Net spawns
-workers), counted as in :class:`process_memory.TreePeak`. Goals: nnunet / ours-all ≥ 3; ours-all /
-bare-all ≤ 1.25 and ours / bare ≤ 1.25. Run it on an otherwise idle machine.
+workers), counted as in :class:`process_memory.TreePeak`. Goals: nnunet-mem / ours-all ≥ 3
+(the file-based nnunet / ours-all is printed beside it, but it is not like for like: much of
+it is nnU-Net's disk round trip); ours-all / bare-all ≤ 1.25 and ours / bare ≤ 1.25. Run it
+on an otherwise idle machine.
 
 The model (5 folds of the ``tiny`` profile, 1 epoch of 5 iterations on 20 MoNuSeg tiles,
 quality irrelevant for speed) is trained once and cached in ``--workdir``.
@@ -73,7 +84,8 @@ GOAL_COMPUTE_RATIO = 1.25
 # name: (runner, every window, precision of ours and bare)
 PATHS: dict[str, tuple[str, bool, str]] = {
     "ours-all": ("ours", True, "auto"), "ours": ("ours", False, "auto"),
-    "nnunet": ("nnunet", True, "float32"), "bare-all": ("bare", True, "auto"),
+    "nnunet-mem": ("nnunet-mem", True, "float32"), "nnunet": ("nnunet", True, "float32"),
+    "bare-all": ("bare", True, "auto"),
     "bare": ("bare", False, "auto"), "ours-all-f32": ("ours", True, "float32"),
 }
 
@@ -198,6 +210,47 @@ def _run_bare(cfg: dict[str, Any]) -> dict[str, Any]:
             **memory(sampler)}
 
 
+def _run_nnunet_memory(cfg: dict[str, Any]) -> dict[str, Any]:
+    """nnU-Net's preprocessor, sliding window and networks, one predictor, all in memory."""
+    import torch
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    slide_path, out, folds = Path(cfg["slide"]), Path(cfg["out"]), cfg["folds"]
+    sampler = TreePeak()
+    sampler.start()
+    started = time.perf_counter()
+    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=False,
+                                perform_everything_on_device=False,
+                                device=torch.device("cpu"), allow_tqdm=False)
+    predictor.initialize_from_trained_model_folder(cfg["model"], use_folds=tuple(folds))
+    with open_slide(slide_path) as slide:
+        width, height = slide.size_at(cfg["mpp"])
+        region = slide.read_region(0, 0, width, height, cfg["mpp"])
+    data = region.transpose(2, 0, 1)[:, None].astype(np.float32)  # (C, 1, H, W): its 2D IO
+    preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
+    normalised, _, _ = preprocessor.run_case_npy(
+        data, None, {"spacing": [999.0, *predictor.configuration_manager.spacing]},
+        predictor.plans_manager, predictor.configuration_manager, predictor.dataset_json)
+    image = torch.from_numpy(normalised)
+    stages = {"read_and_preprocess": time.perf_counter() - started}
+    probabilities = []
+    for fold, parameters in zip(folds, predictor.list_of_parameters, strict=True):
+        fold_started = time.perf_counter()
+        predictor.network.load_state_dict(parameters)
+        logits = predictor.predict_sliding_window_return_logits(image)
+        probabilities.append(torch.softmax(logits[:, 0].float(), 0).numpy())
+        stages[f"fold_{fold}"] = time.perf_counter() - fold_started
+    combine_started = time.perf_counter()
+    p = np.stack(probabilities)  # (K, C, H, W)
+    mean = p.mean(axis=0)
+    uga = -(mean[None] * np.log(p + 1e-8)).sum(axis=1).mean(axis=0)
+    stages["combine"] = time.perf_counter() - combine_started
+    seconds = time.perf_counter() - started
+    np.save(out / "uncertainty.npy", uga.astype(np.float32))
+    return {"seconds": seconds, "windows": None, "precision": "float32", **memory(sampler),
+            "stages_s": {k: round(v, 2) for k, v in stages.items()}}
+
+
 def _run_nnunet(cfg: dict[str, Any]) -> dict[str, Any]:
     """The slide as one PNG, nnU-Net's predictor once per fold to .npz, combined with numpy."""
     import torch
@@ -268,7 +321,8 @@ def _compared(ours: Path, peer: Path) -> dict[str, float]:
             "correlation": round(float(np.corrcoef(a.ravel(), b.ravel())[0, 1]), 5)}
 
 
-_RUNNERS = {"ours": _run_ours, "bare": _run_bare, "nnunet": _run_nnunet}
+_RUNNERS = {"ours": _run_ours, "bare": _run_bare, "nnunet": _run_nnunet,
+            "nnunet-mem": _run_nnunet_memory}
 
 
 def main() -> None:
@@ -315,22 +369,28 @@ def main() -> None:
             "windows": results[-1]["windows"], "precision": results[-1]["precision"],
             **{key: max(r[key] for r in results) for key in ("peak_rss_mib", "tree_peak_mib")},
         }
-    rows["nnunet"]["stages_s"] = runs["nnunet"][-1]["stages_s"]
-    rows["nnunet"]["uncertainty_vs_ours_all"] = _compared(
-        workdir / "run-ours-all" / "uncertainty.npy", workdir / "run-nnunet" / "uncertainty.npy")
+    for peer in ("nnunet", "nnunet-mem"):
+        rows[peer]["stages_s"] = runs[peer][-1]["stages_s"]
+        rows[peer]["uncertainty_vs_ours_all"] = _compared(
+            workdir / "run-ours-all" / "uncertainty.npy",
+            workdir / f"run-{peer}" / "uncertainty.npy")
     rows["ours-all"]["uncertainty_vs_f32"] = _compared(
         workdir / "run-ours-all" / "uncertainty.npy",
         workdir / "run-ours-all-f32" / "uncertainty.npy")
+
+    def ratio(slower: str, faster: str, digits: int = 2) -> float:
+        return round(rows[slower]["seconds"] / rows[faster]["seconds"], digits)
+
     ratios = {
-        "nnunet_over_ours_all": round(rows["nnunet"]["seconds"] / rows["ours-all"]["seconds"], 2),
-        "ours_all_over_bare_all": round(rows["ours-all"]["seconds"]
-                                        / rows["bare-all"]["seconds"], 3),
-        "ours_over_bare": round(rows["ours"]["seconds"] / rows["bare"]["seconds"], 3),
-        "nnunet_over_ours": round(rows["nnunet"]["seconds"] / rows["ours"]["seconds"], 2),
-        "nnunet_over_ours_all_f32": round(rows["nnunet"]["seconds"]
-                                          / rows["ours-all-f32"]["seconds"], 2),
+        "nnunet_mem_over_ours_all": ratio("nnunet-mem", "ours-all"),
+        "ours_all_over_bare_all": ratio("ours-all", "bare-all", 3),
+        "ours_over_bare": ratio("ours", "bare", 3),
+        "nnunet_mem_over_ours_all_f32": ratio("nnunet-mem", "ours-all-f32"),
+        "nnunet_mem_over_ours": ratio("nnunet-mem", "ours"),
+        "nnunet_over_ours_all": ratio("nnunet", "ours-all"),
+        "nnunet_over_nnunet_mem": ratio("nnunet", "nnunet-mem"),
     }
-    met = {"nnunet_over_ours_all": ratios["nnunet_over_ours_all"] >= GOAL_PEER_RATIO,
+    met = {"nnunet_mem_over_ours_all": ratios["nnunet_mem_over_ours_all"] >= GOAL_PEER_RATIO,
            "ours_all_over_bare_all": ratios["ours_all_over_bare_all"] <= GOAL_COMPUTE_RATIO,
            "ours_over_bare": ratios["ours_over_bare"] <= GOAL_COMPUTE_RATIO}
 
@@ -344,18 +404,20 @@ def main() -> None:
               f"{row['peak_rss_mib']:>8} {row['tree_peak_mib']:>9}")
     for key, value in ratios.items():
         goal = "" if key not in met else ("  (goal met)" if met[key] else "  (GOAL MISSED)")
-        print(f"{key:>25}: {value}{goal}")
-    print(f"{'|Δu| nnunet vs ours-all':>25}: "
-          f"{rows['nnunet']['uncertainty_vs_ours_all']['mean_abs_diff']}")
-    print(f"{'|Δu| ours-all vs f32':>25}: "
+        print(f"{key:>29}: {value}{goal}")
+    for peer in ("nnunet-mem", "nnunet"):
+        print(f"{'|Δu| ' + peer + ' vs ours-all':>29}: "
+              f"{rows[peer]['uncertainty_vs_ours_all']['mean_abs_diff']}")
+    print(f"{'|Δu| ours-all vs f32':>29}: "
           f"{rows['ours-all']['uncertainty_vs_f32']['mean_abs_diff']}")
     summary = {
         "slide": args.slide.name, "mpp": card.mpp, "rounds": args.rounds,
         "load_average_at_start": round(load, 2), "nnunet_processes": args.processes,
         "model": {"folds": card.n_folds, "patch_size": list(card.patch_size),
                   "training_seconds": card.training_seconds, "trained_now": trained_now},
-        "paths": rows, "ratios": ratios, "goals_met": met,
-        "goals": {"nnunet_over_ours_all_at_least": GOAL_PEER_RATIO,
+        "paths": rows, "ratios": ratios, "goals_met": met, "goal_met": all(met.values()),
+        "goals": {"nnunet_mem_over_ours_all_at_least": GOAL_PEER_RATIO,
+                  "ours_all_over_bare_all_at_most": GOAL_COMPUTE_RATIO,
                   "ours_over_bare_at_most": GOAL_COMPUTE_RATIO},
         "command": " ".join([".venv/bin/python", "bench/ensemble.py", *sys.argv[1:]]),
     }
