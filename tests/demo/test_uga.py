@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 
 from pathloop.client.demo import run_demo, site_settings
 from pathloop.client.errors import InputError
@@ -52,11 +53,41 @@ def test_demo_loop_trains_ranks_corrects_and_retrains(tmp_path: Path) -> None:
         corrections = store.latest_corrections("site-b")
         assert len(corrections) == 3
         assert all(c.raster_id is not None and c.version == 1 for c in corrections)
+        # The simulated pathologist's masks are the slide's ground truth (tumour, label 2 of
+        # the sample's label image) under each patch, read here straight from the file.
+        labels = tifffile.imread(pool.path.with_name(f"{pool.path.stem}.labels.tiff"))
+        assert {c.ranked_patch_id for c in corrections} == {p.id for p in patches}
+        for correction in corrections:
+            box = correction.patch
+            step = round(box.mpp / pool.mpp_x)
+            truth = labels[box.y:box.y + box.height:step, box.x:box.x + box.width:step] == 2
+            stored = store.rasters.open_raster(correction.raster_id).read(0)
+            assert stored.shape == (128, 128)
+            expected = np.zeros((128, 128), np.uint8)  # past the slide's edge: background
+            expected[:truth.shape[0], :truth.shape[1]] = truth
+            np.testing.assert_array_equal(stored, expected)
         # Lineage: the retrained version names its parent and the corrections it used.
         retrained = store.get_model_version(store.get_model_version(1).id + 1)
         assert retrained.kind == MODEL_KIND
         assert retrained.parent_id == 1
         assert sorted(retrained.provenance["corrections"]) == sorted(c.id for c in corrections)
+        # The Dice the table reports, recomputed here from the stored prediction of the
+        # held-out slide and its label image.
+        held_out = store.list_slides()[1]
+        truth_full = tifffile.imread(
+            held_out.path.with_name(f"{held_out.path.stem}.labels.tiff")) == 2
+        for version_id, reported in ((1, outcome.dice_before), (retrained.id,
+                                                                 outcome.dice_after)):
+            raster = [r for r in store.rasters.list_rasters(held_out.id, "prediction")
+                      if r.model_version_id == version_id][-1]
+            predicted = store.rasters.open_raster(raster).read(0) == 1
+            step = round(raster.mpp / held_out.mpp_x)
+            truth = np.zeros_like(predicted)
+            sampled = truth_full[::step, ::step][:truth.shape[0], :truth.shape[1]]
+            truth[:sampled.shape[0], :sampled.shape[1]] = sampled
+            both = np.logical_and(predicted, truth).sum()
+            expected = 2 * both / (predicted.sum() + truth.sum())
+            assert reported == pytest.approx(expected, abs=1e-6), version_id
         # A mask of the wrong size for its patch is refused and nothing is stored.
         box = PatchBox(pool.id, 0, 0, 512, 512, 2.0)
         with pytest.raises(InputError, match=r"must be uint8 of shape \(128, 128\)"):
