@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from support.site import make_site
 
 from pathloop.client.api import create_app
 from pathloop.client.api.openapi import render
@@ -270,7 +271,15 @@ def test_path_traversal_is_refused(client: TestClient, site: tuple[SiteSettings,
     assert "outside the configured slide roots" in refused.json()["detail"]
 
 
-def test_jobs_run_report_progress_stream_and_cancel(client: TestClient) -> None:
+def test_jobs_run_report_progress_stream_and_cancel(cmu_svs: Path, tmp_path: Path) -> None:
+    # Its own site: the rank job below replaces the worklist the module's other tests use.
+    settings, token = make_site(tmp_path, cmu_svs)
+    with TestClient(create_app(settings, viewer_dir=Path("/nonexistent")),
+                    headers={"Authorization": f"Bearer {token}"}) as client:
+        _jobs_run_report_progress_stream_and_cancel(client)
+
+
+def _jobs_run_report_progress_stream_and_cancel(client: TestClient) -> None:
     job = client.post("/api/jobs", json={"kind": "rank", "slide_id": 1,
                                          "params": {"k": 3, "size": 128, "mpp": 2.0}})
     assert job.status_code == 202
