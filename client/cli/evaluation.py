@@ -42,7 +42,7 @@ def eval_uga(
                                  help="Libraries' log lines on the terminal too."),
 ) -> None:
     """The UGA paper's experiment on MoNuSeg: baseline, +k UGA and +k random patches, repeated
-    over draws (about an hour on 2 cores with the defaults)."""
+    over draws (about half an hour on 2 cores with the defaults)."""
     from pathloop.client.experiments import UgaEvalConfig, run_uga_eval, write_report
     from pathloop.client.segmentation import TINY
 
