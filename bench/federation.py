@@ -22,9 +22,12 @@ peer (naive)
     array at every step; shown beside, never judged.
 
 Each path runs in a fresh process (peak RSS is its ``VmHWM``; the updates are generated
-before the timer starts in all). Reports seconds, the ratio ours / peer-inplace (goal ≤ 1.5,
-``goal_met`` in the JSON), ours / naive peer, ours' parts (serialisation, deserialisation,
-validation, aggregation), peak RSS and bytes per message. Run:
+before the timer starts in all). The goal is judged like for like on the server's work,
+from the round's messages to the new global arrays, against the in-place peer, which also
+starts from arrays in memory: server / peer-inplace ≤ 1.5 (``goal_met`` in the JSON). The
+sites' serialisation (each site packs one message, on its own machine) is reported beside
+it, as are ours / naive peer, ours' parts (serialisation, deserialisation, validation,
+aggregation), peak RSS and bytes per message. Run:
 ``.venv/bin/python bench/federation.py``; writes ``bench/results/federation.json``.
 """
 
@@ -184,11 +187,11 @@ def main() -> None:
           f"{server_ratio:6.2f}")
     print("parts (s): " + ", ".join(f"{k} {ours[k]:.2f}" for k in
                                     ("serialise", "deserialise", "validate", "aggregate")))
-    goal_met = ratio <= GOAL_RATIO
+    goal_met = server_ratio <= GOAL_RATIO
     print(f"bytes per message: {ours['message_bytes'] / 2**20:.1f} MiB in "
           f"{ours['message_arrays']:.0f} arrays; results agree to "
-          f"{agreement:.1e} (relative, checksum); ours / peer-inplace {ratio:.2f}, goal ≤ "
-          f"{GOAL_RATIO}: {'met' if goal_met else 'MISSED'}")
+          f"{agreement:.1e} (relative, checksum); server / peer-inplace {server_ratio:.2f}, "
+          f"goal ≤ {GOAL_RATIO}: {'met' if goal_met else 'MISSED'}")
     out = RESULTS / "federation.json"
     out.write_text(json.dumps({
         "members": N_MEMBERS, "updates": N_UPDATES, "parameters_per_member": n_params,
