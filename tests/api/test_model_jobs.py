@@ -9,7 +9,6 @@ next ``predict`` job uses the new version.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,6 @@ from pathloop.client.usecases.models import MODEL_KIND, import_model
 from pathloop.client.usecases.slides import ingest_slide, tile_slide
 
 pytestmark = [pytest.mark.slow]
-
-JOB_TIMEOUT = 600.0
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +65,9 @@ def _run_job(client: TestClient, **body: Any) -> dict[str, Any]:
     posted = client.post("/api/jobs", json=body)
     assert posted.status_code == 202, posted.text
     job_id = posted.json()["id"]
-    deadline = time.monotonic() + JOB_TIMEOUT
     with client.stream("GET", f"/api/jobs/{job_id}/events") as events:
         states = [json.loads(line[6:])["state"] for line in events.iter_lines()
                   if line.startswith("data: ")]
-    assert time.monotonic() < deadline
     finished: dict[str, Any] = client.get(f"/api/jobs/{job_id}").json()
     assert finished["state"] == "succeeded", finished
     assert states[-1] == "succeeded"

@@ -9,7 +9,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -48,11 +48,11 @@ def _background(log: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
             process.wait()
 
 
-def _until(check: object, what: str, logs: list[Path]) -> str:
-    """Retry the command ``check`` (a callable returning output or None) until it answers."""
+def _until(check: Callable[[], str | None], what: str, logs: list[Path]) -> str:
+    """Retry ``check`` (a command's output, or None while it cannot answer) until it does."""
     deadline = time.monotonic() + TIMEOUT
     while True:
-        answer = check()  # type: ignore[operator]
+        answer = check()
         if answer is not None:
             return str(answer)
         if time.monotonic() > deadline:
