@@ -67,6 +67,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from nnunet_peers import run_nnunet_files, run_nnunet_memory
 from process_memory import TreePeak, memory
 
 from pathloop.client.segmentation.model_card import CARD_NAME, ModelCard
@@ -210,88 +211,6 @@ def _run_bare(cfg: dict[str, Any]) -> dict[str, Any]:
             **memory(sampler)}
 
 
-def _run_nnunet_memory(cfg: dict[str, Any]) -> dict[str, Any]:
-    """nnU-Net's preprocessor, sliding window and networks, one predictor, all in memory."""
-    import torch
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-
-    slide_path, out, folds = Path(cfg["slide"]), Path(cfg["out"]), cfg["folds"]
-    sampler = TreePeak()
-    sampler.start()
-    started = time.perf_counter()
-    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=False,
-                                perform_everything_on_device=False,
-                                device=torch.device("cpu"), allow_tqdm=False)
-    predictor.initialize_from_trained_model_folder(cfg["model"], use_folds=tuple(folds))
-    with open_slide(slide_path) as slide:
-        width, height = slide.size_at(cfg["mpp"])
-        region = slide.read_region(0, 0, width, height, cfg["mpp"])
-    data = region.transpose(2, 0, 1)[:, None].astype(np.float32)  # (C, 1, H, W): its 2D IO
-    preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
-    normalised, _, _ = preprocessor.run_case_npy(
-        data, None, {"spacing": [999.0, *predictor.configuration_manager.spacing]},
-        predictor.plans_manager, predictor.configuration_manager, predictor.dataset_json)
-    image = torch.from_numpy(normalised)
-    stages = {"read_and_preprocess": time.perf_counter() - started}
-    probabilities = []
-    for fold, parameters in zip(folds, predictor.list_of_parameters, strict=True):
-        fold_started = time.perf_counter()
-        predictor.network.load_state_dict(parameters)
-        logits = predictor.predict_sliding_window_return_logits(image)
-        probabilities.append(torch.softmax(logits[:, 0].float(), 0).numpy())
-        stages[f"fold_{fold}"] = time.perf_counter() - fold_started
-    combine_started = time.perf_counter()
-    p = np.stack(probabilities)  # (K, C, H, W)
-    mean = p.mean(axis=0)
-    uga = -(mean[None] * np.log(p + 1e-8)).sum(axis=1).mean(axis=0)
-    stages["combine"] = time.perf_counter() - combine_started
-    seconds = time.perf_counter() - started
-    np.save(out / "uncertainty.npy", uga.astype(np.float32))
-    return {"seconds": seconds, "windows": None, "precision": "float32", **memory(sampler),
-            "stages_s": {k: round(v, 2) for k, v in stages.items()}}
-
-
-def _run_nnunet(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The slide as one PNG, nnU-Net's predictor once per fold to .npz, combined with numpy."""
-    import torch
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-    from PIL import Image
-
-    slide_path, out, folds = Path(cfg["slide"]), Path(cfg["out"]), cfg["folds"]
-    images, probabilities = out / "images", out / "probabilities"
-    sampler = TreePeak()
-    sampler.start()
-    started = time.perf_counter()
-    with open_slide(slide_path) as slide:
-        width, height = slide.size_at(cfg["mpp"])
-        images.mkdir(parents=True)
-        Image.fromarray(slide.read_region(0, 0, width, height, cfg["mpp"])).save(
-            images / "slide_0000.png")
-    stages = {"export": time.perf_counter() - started}
-    for fold in folds:
-        fold_started = time.perf_counter()
-        predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=False,
-                                    perform_everything_on_device=False,
-                                    device=torch.device("cpu"), allow_tqdm=False)
-        predictor.initialize_from_trained_model_folder(
-            cfg["model"], use_folds=(fold,), checkpoint_name="checkpoint_final.pth")
-        predictor.predict_from_files(
-            str(images), str(probabilities / f"fold_{fold}"), save_probabilities=True,
-            num_processes_preprocessing=cfg["processes"],
-            num_processes_segmentation_export=cfg["processes"])
-        stages[f"fold_{fold}"] = time.perf_counter() - fold_started
-    combine_started = time.perf_counter()
-    p = np.stack([np.load(probabilities / f"fold_{k}" / "slide.npz")["probabilities"][:, 0]
-                  for k in folds])  # (K, C, H, W): nnU-Net's 2D images are 3D
-    mean = p.mean(axis=0)
-    uga = -(mean[None] * np.log(p + 1e-8)).sum(axis=1).mean(axis=0)
-    np.save(out / "uncertainty.npy", uga.astype(np.float32))
-    stages["combine"] = time.perf_counter() - combine_started
-    seconds = time.perf_counter() - started
-    return {"seconds": seconds, "windows": None, "precision": "float32", **memory(sampler),
-            "stages_s": {k: round(v, 2) for k, v in stages.items()}}
-
-
 # --- the parent ---------------------------------------------------------------------------
 
 def _child(kind: str, cfg: dict[str, Any], log: Path) -> dict[str, Any]:
@@ -321,8 +240,8 @@ def _compared(ours: Path, peer: Path) -> dict[str, float]:
             "correlation": round(float(np.corrcoef(a.ravel(), b.ravel())[0, 1]), 5)}
 
 
-_RUNNERS = {"ours": _run_ours, "bare": _run_bare, "nnunet": _run_nnunet,
-            "nnunet-mem": _run_nnunet_memory}
+_RUNNERS = {"ours": _run_ours, "bare": _run_bare, "nnunet": run_nnunet_files,
+            "nnunet-mem": run_nnunet_memory}
 
 
 def main() -> None:
