@@ -77,14 +77,23 @@ def downsample2(block: NDArray[Any], method: Downsample) -> NDArray[Any]:
         out: NDArray[Any] = np.take_along_axis(candidates, best, axis=0)[0]
         return out
     if method == "mean":
-        values = np.pad(block.astype(np.float64), pad)
-        valid = np.pad(np.ones((height, width)), pad[:2])
-        half = (values.shape[0] // 2, 2, values.shape[1] // 2, 2)
-        sums = values.reshape(half + block.shape[2:]).sum(axis=(1, 3))
-        counts = (
-            valid.reshape(half).sum(axis=(1, 3)).reshape(sums.shape[:2] + (1,) * (block.ndim - 2))
-        )
-        means = sums / counts
+        # Sums of four values of at most 16 bits are exact in float32 (and halving is exact
+        # in binary), so narrow rasters average in float32; wider ones in float64.
+        work: type[np.floating[Any]] = np.float32 if block.dtype.itemsize <= 2 else np.float64
+        values: NDArray[np.floating[Any]] = block.astype(work)
+        odd = bool(height % 2 or width % 2)
+        if odd:
+            values = np.pad(values, pad)
+        sums = values[0::2, 0::2] + values[0::2, 1::2]
+        sums += values[1::2, 0::2]
+        sums += values[1::2, 1::2]
+        if odd:
+            valid = np.pad(np.ones((height, width), work), pad[:2])
+            counts = valid[0::2, 0::2] + valid[0::2, 1::2] + valid[1::2, 0::2] \
+                + valid[1::2, 1::2]
+            means = sums / counts.reshape(counts.shape + (1,) * (block.ndim - 2))
+        else:
+            means = sums * work(0.25)
         if np.issubdtype(block.dtype, np.integer) or block.dtype == np.bool_:
             means = np.rint(means)
         return means.astype(block.dtype)

@@ -148,9 +148,9 @@ def test_the_order_of_work_does_not_change_the_maps(store: Store,
         record = add_slide(store, "slide", 2048, 1536, 0.5)
         tissue = compute_tissue_mask(slide)
         first = predict_slide(slide, tissue, predictor, store.rasters, record.id)
-        # Band and stripe boundaries moved by half a chunk, narrower stripes, no read-ahead.
+        # Band and stripe boundaries moved by half a chunk, narrower stripes, read-ahead.
         moved = predict_slide(slide, tissue, predictor, store.rasters, record.id, phase=256,
-                              stripe=384, batch_size=5, workers=0)
+                              stripe=384, batch_size=5, workers=1)
     for kind in ("probability", "uncertainty", "entropy", "mutual-information"):
         a = _read(store, first, kind).astype(np.float32)
         b = _read(store, moved, kind).astype(np.float32)
