@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pathloop.client.wsi.metadata import SlideMetadata
-from pathloop.client.wsi.reader import RGBImage, Slide
+from pathloop.client.wsi.reader import RGBImage, Slide, resize
 
 
 class InMemorySource:
@@ -19,7 +19,8 @@ class InMemorySource:
     def __init__(self, level0: RGBImage, levels: int) -> None:
         self.levels = [level0[:: 2**k, :: 2**k] for k in range(levels)]
 
-    def read_level(self, level: int, x: int, y: int, width: int, height: int) -> RGBImage:
+    def read_level(self, level: int, x: int, y: int, width: int, height: int,
+                   size: tuple[int, int] | None = None) -> RGBImage:
         data = self.levels[level]
         ds = 2**level
         lx, ly = int(x // ds), int(y // ds)
@@ -27,7 +28,7 @@ class InMemorySource:
         src = data[max(ly, 0): ly + height, max(lx, 0): lx + width]
         oy, ox = max(-ly, 0), max(-lx, 0)
         out[oy: oy + src.shape[0], ox: ox + src.shape[1]] = src[: height - oy, : width - ox]
-        return out
+        return out if size is None else resize(out, *size)
 
     def associated_image(self, name: str) -> RGBImage:
         raise KeyError(name)

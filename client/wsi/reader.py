@@ -33,10 +33,13 @@ _BLOCK = 2048
 class LevelSource(Protocol):
     """One backend's access to the pyramid levels of an open slide."""
 
-    def read_level(self, level: int, x: int, y: int, width: int, height: int) -> RGBImage:
-        """Read ``(height, width, 3)`` uint8 RGB from ``level``; ``(x, y)`` in level-0 px.
+    def read_level(self, level: int, x: int, y: int, width: int, height: int,
+                   size: tuple[int, int] | None = None) -> RGBImage:
+        """Read ``width × height`` level pixels from ``level``; ``(x, y)`` in level-0 px.
 
-        Areas outside the slide are white.
+        Returns ``(height, width, 3)`` uint8 RGB, or, given ``size = (w, h)``, the read
+        resampled by :func:`resize_image` to ``(h, w, 3)`` (a backend holding the pixels as
+        an image resamples before converting them). Areas outside the slide are white.
         """
         ...
 
@@ -161,24 +164,26 @@ class Slide:
         scale = factor / self.metadata.level_downsamples[level]  # ≥ 1: the level is finer
         level_w = max(1, round(width * scale))
         level_h = max(1, round(height * scale))
-        pixels = self._source.read_level(level, x, y, level_w, level_h)
         if (level_w, level_h) == (width, height):
             # Resampling would move no edge by half a pixel or more: the level is the answer.
-            return pixels
-        return _resize(pixels, width, height)
+            return self._source.read_level(level, x, y, level_w, level_h)
+        return self._source.read_level(level, x, y, level_w, level_h, size=(width, height))
 
 
-def _resize(pixels: RGBImage, width: int, height: int) -> RGBImage:
-    """Resample ``(h, w, 3)`` uint8 to ``(height, width, 3)``: box filter down, bilinear up."""
-    image = Image.fromarray(pixels)
+def resize_image(image: Image.Image, width: int, height: int) -> Image.Image:
+    """The resampling every read uses: box filter down (an exact ``reduce`` for a whole
+    factor), bilinear up."""
     shrinking = width < image.width or height < image.height
     ratio_x, ratio_y = image.width / width, image.height / height
     if shrinking and ratio_x.is_integer() and ratio_x == ratio_y:
-        resized = image.reduce(int(ratio_x))
-    else:
-        method = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
-        resized = image.resize((width, height), method)
-    return np.asarray(resized, dtype=np.uint8)
+        return image.reduce(int(ratio_x))
+    method = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
+    return image.resize((width, height), method)
+
+
+def resize(pixels: RGBImage, width: int, height: int) -> RGBImage:
+    """:func:`resize_image` for ``(h, w, 3)`` uint8 RGB, to ``(height, width, 3)``."""
+    return np.asarray(resize_image(Image.fromarray(pixels), width, height), dtype=np.uint8)
 
 
 def _blocks(height: int, width: int, block: int) -> Iterator[tuple[int, int, int, int]]:
