@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from pathloop.client.errors import InputError
 from pathloop.client.experiments import (
@@ -14,6 +16,7 @@ from pathloop.client.experiments import (
     run_uga_eval,
     write_report,
 )
+from pathloop.client.experiments.monuseg import MONUSEG_MPP, list_images, read_nucleus_mask
 from pathloop.client.experiments.uga_report import OVERALL, Column, dice_of, markdown
 from pathloop.client.experiments.uga_stats import Spread, arm_spread, paired_difference, verdict
 from pathloop.client.segmentation import TINY, ModelCard
@@ -64,12 +67,44 @@ def test_small_run_trains_ranks_corrects_and_reports(monuseg: Path, tmp_path: Pa
     assert len(retrained.provenance["corrections"]) == 4
     assert ModelCard.read(retrained.weights_uri or "").profile["seed"] == 3  # the draw's
 
+    _check_every_dice(result, monuseg, tmp_path / "run")
+
     report, plot = write_report(result, tmp_path / "report")
     text = report.read_text()
     assert "| colon | 2 |" in text and "| **overall** |" in text
     assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
     assert UgaEvalResult.read(tmp_path / "run" / "uga_eval.json") == result
     assert messages[-1] == "done"
+
+
+def _check_every_dice(result: UgaEvalResult, monuseg: Path, run: Path) -> None:
+    """Each reported Dice recomputed here: the prediction raster the arm's own model version
+    left in the store against the expert mask brought to the raster's size, with the formula
+    written out. A score of another version, another image or another formula fails."""
+    images = {image.stem: image for image in list_images(monuseg)}
+    checked = 0
+    with _open(run) as store:
+        slides = {slide.name: slide for slide in store.list_slides()}
+        for arm in result.arms:
+            assert arm.dice, arm
+            for stem, reported in arm.dice.items():
+                slide = next(s for name, s in slides.items() if Path(name).stem == stem)
+                rasters = [r for r in store.rasters.list_rasters(slide.id, "prediction")
+                           if r.model_version_id == arm.model_version_id]
+                assert len(rasters) == 1, (arm, stem)
+                predicted = np.asarray(store.rasters.open_raster(rasters[0]).read(0)) > 0
+                assert rasters[0].mpp == pytest.approx(result.config["model_mpp"])
+                truth = read_nucleus_mask(images[stem], (slide.height, slide.width))
+                size = (round(slide.width * MONUSEG_MPP / rasters[0].mpp),
+                        round(slide.height * MONUSEG_MPP / rasters[0].mpp))
+                assert predicted.shape == (size[1], size[0])
+                expert = np.asarray(Image.fromarray(truth * 255).resize(
+                    size, Image.Resampling.NEAREST)) > 0
+                overlap = np.count_nonzero(predicted & expert)
+                total = np.count_nonzero(predicted) + np.count_nonzero(expert)
+                assert reported == pytest.approx(2 * overlap / total, abs=5e-5), (arm, stem)
+                checked += 1
+    assert checked == sum(len(arm.dice) for arm in result.arms) >= 6
 
 
 def _open(run: Path) -> Store:
