@@ -289,7 +289,8 @@ def _check_output(logits: NDArray[Any], predictor: FoldPredictor,
 def _read_rows(slide: Slide, layout: InferenceLayout, part: _Stripe, workers: int
                ) -> Generator[tuple[int, NDArray[np.int64], NDArray[np.uint8]], None, None]:
     """``(row origin, tissue window columns, (n, patch rows, patch cols, 3) pixels)`` per
-    lattice row; the next row is read ahead on a thread while the current one is predicted.
+    lattice row; with ``workers`` ≥ 1 the next row is read on a thread while the current one
+    is predicted.
 
     Each window is read on its own, from the level-0 pixel nearest its lattice origin: when
     the model's µm/px is not a whole multiple of the slide's, a read resamples, and a
