@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pathloop.client.viewing.masks import MAX_MASK_PIXELS
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -130,8 +132,11 @@ class RleMask(_Body):
     format: Literal["rle"]
     width: int = Field(ge=1, le=8192)
     height: int = Field(ge=1, le=8192)
-    values: list[int] = Field(description="label of each run, row-major")
-    counts: list[int] = Field(description="length of each run; they add up to width×height")
+    values: list[Annotated[int, Field(ge=0, le=255)]] = Field(
+        max_length=MAX_MASK_PIXELS, description="label of each run, row-major")
+    counts: list[Annotated[int, Field(ge=1, le=MAX_MASK_PIXELS)]] = Field(
+        max_length=MAX_MASK_PIXELS,
+        description="length of each run; they add up to width×height")
 
 
 class SaveMask(_Body):

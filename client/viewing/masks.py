@@ -79,16 +79,25 @@ def decode_rle(*, width: int, height: int, values: Sequence[int], counts: Sequen
                         f"{shape[1]}×{shape[0]} px")
     if len(values) != len(counts):
         raise MaskError(f"RLE has {len(values)} values but {len(counts)} counts")
-    run_counts = np.asarray(counts, dtype=np.int64)
-    run_values = np.asarray(values, dtype=np.int64)
-    if run_counts.size and run_counts.min() <= 0:
-        raise MaskError("RLE counts must be positive")
-    total = int(run_counts.sum())
-    if total != width * height:
-        raise MaskError(f"RLE runs cover {total} pixels, the mask has {width * height}")
-    if run_values.size and (run_values.min() < 0 or run_values.max() > 255):
+    pixels = width * height
+    if pixels > MAX_MASK_PIXELS:
+        raise MaskError(f"mask of {pixels} pixels exceeds {MAX_MASK_PIXELS}")
+    if len(counts) > pixels:  # every run covers at least one pixel
+        raise MaskError(f"RLE has {len(counts)} runs, more than the mask's {pixels} pixels")
+    # Bounded before numpy sees them: an int beyond int64, or counts whose int64 sum wraps
+    # round to the mask's size, would otherwise crash the decoder (np.repeat writes past
+    # the buffer it sized from the wrapped sum).
+    if any(not isinstance(c, int) or not 0 < c <= pixels for c in counts):
+        raise MaskError(f"RLE counts must be whole numbers from 1 to the mask's {pixels} "
+                        "pixels")
+    if any(not isinstance(v, int) or not 0 <= v <= 255 for v in values):
         raise MaskError("RLE values must be 8-bit labels (0-255)")
-    mask = np.repeat(run_values.astype(np.uint8), run_counts).reshape(height, width)
+    run_counts = np.asarray(counts, dtype=np.int64)
+    total = int(run_counts.sum())  # at most len(counts) × pixels < 2**53: no wrap
+    if total != pixels:
+        raise MaskError(f"RLE runs cover {total} pixels, the mask has {pixels}")
+    run_values = np.asarray(values, dtype=np.uint8)
+    mask = np.repeat(run_values, run_counts).reshape(height, width)
     return check_mask(mask, shape=shape, n_labels=n_labels)
 
 

@@ -136,6 +136,12 @@ def test_overlay_tiles_are_transparent_png_with_a_legend(client: TestClient) -> 
      "cover 100 pixels"),
     ({"format": "rle", "width": 128, "height": 128, "values": [7], "counts": [16384]},
      "label 7 but the site has 2 labels"),
+    # Runs whose int64 sum wraps round to 128² (they once crashed the service), and a
+    # label beyond int64: refused by the schema before any decoding.
+    ({"format": "rle", "width": 128, "height": 128, "values": [1, 0, 1, 0],
+      "counts": [2**62, 2**62, 2**62, 2**62 + 16384]}, "counts"),
+    ({"format": "rle", "width": 128, "height": 128, "values": [2**70], "counts": [16384]},
+     "values"),
     ({"format": "png", "data": "not base64!"}, "not valid base64"),
     ({"format": "png", "data": base64.b64encode(b"GIF89a....").decode()}, "not a PNG"),
     ("rgb", "mode RGB"),

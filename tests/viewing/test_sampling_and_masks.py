@@ -82,7 +82,7 @@ def test_rle_and_png_round_trip() -> None:
 
 
 def test_masks_are_checked_before_they_are_decoded() -> None:
-    with pytest.raises(MaskError, match="counts must be positive"):
+    with pytest.raises(MaskError, match="counts must be whole numbers from 1"):
         decode_rle(width=2, height=1, values=[0, 1], counts=[3, -1], shape=(1, 2), n_labels=2)
     with pytest.raises(MaskError, match="53×37 px but the patch needs 10×10"):
         decode_png(encode_png(np.zeros((37, 53), np.uint8)), shape=(10, 10), n_labels=2)
