@@ -151,6 +151,10 @@ class ApiSettings(_Section):
     viewer_dir:
         The built viewer (``viewer/dist``) served at ``/``; default: the one beside the
         installed code.
+    max_body_mb:
+        Largest request body accepted, in MiB; larger ones get 413 before they are read or
+        their token checked. The largest legitimate body is a correction mask of a
+        8192² px patch as PNG (a few MiB).
     """
 
     host: str = "127.0.0.1"
@@ -159,6 +163,7 @@ class ApiSettings(_Section):
     tile_cache_mb: int = Field(256, ge=0)
     jpeg_quality: int = Field(80, ge=1, le=95)
     viewer_dir: Path | None = None
+    max_body_mb: int = Field(64, ge=1, le=1024)
 
 
 class SiteSettings(_Section):

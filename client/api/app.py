@@ -5,7 +5,8 @@ tile service and the job runner when the app starts and closes them when it stop
 ``/api`` route but ``/api/health`` needs a user's token (``Authorization: Bearer …``) unless
 ``[api] require-token = false``; no CORS headers are ever sent; routes (:mod:`.routes`, one
 router per resource) address slides and patches by id and never take a file path. Errors
-answer with the status :mod:`.errors` maps them to. The built viewer is served at ``/``.
+answer with the status :mod:`.errors` maps them to. Bodies over ``[api] max-body-mb`` are
+refused before anything reads them (:mod:`.limits`). The built viewer is served at ``/``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathloop.client.api.dependencies import Site, service_version
 from pathloop.client.api.errors import add_error_handlers
 from pathloop.client.api.job_kinds import JOB_FUNCTIONS
 from pathloop.client.api.jobs import Job, JobRunner
+from pathloop.client.api.limits import BodyLimit
 from pathloop.client.api.routes import ROUTERS
 from pathloop.client.api.tiles import TileService
 from pathloop.client.api.tokens import TokenStore
@@ -72,6 +74,8 @@ def create_app(settings: SiteSettings, *, tokens: TokenStore | None = None,
                   docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
                   responses={401: {"model": schemas.ErrorBody}})
     app.add_middleware(_SecurityHeaders)
+    # Added last, so outermost: bodies are measured before anything reads them.
+    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_mb * 2**20)
     add_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -4,8 +4,10 @@ managed from another process with ``pathloop api token`` as a hospital admin wou
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,8 +33,9 @@ def _pathloop(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextmanager
-def _serving(config: Path) -> Iterator[tuple[str, Path]]:
-    """``pathloop serve`` on a free port until the block ends; its URL and console log."""
+def _serving(config: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+    """``pathloop serve`` on a free port until the block ends; its URL, console log and
+    process."""
     port = free_port()
     log = config.parent / "serve.log"
     with log.open("w") as console:
@@ -51,7 +54,7 @@ def _serving(config: Path) -> Iterator[tuple[str, Path]]:
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        yield url, log
+        yield url, log, process
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -61,7 +64,7 @@ def test_a_revoked_token_is_refused_on_its_next_request(tmp_path: Path) -> None:
     config = _config(tmp_path)
     alice = _pathloop(config, "api", "token", "add", "alice").stdout.strip()
     bob = _pathloop(config, "api", "token", "add", "bob").stdout.strip()
-    with _serving(config) as (url, _), httpx.Client(base_url=url, timeout=10) as client:
+    with _serving(config) as (url, _, _), httpx.Client(base_url=url, timeout=10) as client:
         def me(token: str) -> httpx.Response:
             return client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
 
@@ -84,7 +87,7 @@ def test_a_revoked_token_is_refused_on_its_next_request(tmp_path: Path) -> None:
 def test_without_require_token_anyone_local_may_call_and_start_up_warns(
         tmp_path: Path) -> None:
     config = _config(tmp_path, "[api]\nrequire-token = false\n")
-    with _serving(config) as (url, log):
+    with _serving(config) as (url, log, _):
         assert httpx.get(f"{url}/api/me", timeout=10).json() == {"user": "local"}
         assert httpx.get(f"{url}/api/slides", timeout=10).json() == []
         printed = log.read_text()
@@ -95,7 +98,7 @@ def test_without_require_token_anyone_local_may_call_and_start_up_warns(
 
 def test_a_site_that_requires_tokens_makes_the_first_one_at_start_up(tmp_path: Path) -> None:
     config = _config(tmp_path)
-    with _serving(config) as (url, log):
+    with _serving(config) as (url, log, _):
         printed = log.read_text()
         token = printed.split("#token=", 1)[1].split()[0]
         assert httpx.get(f"{url}/api/me", timeout=10,
@@ -103,3 +106,64 @@ def test_a_site_that_requires_tokens_makes_the_first_one_at_start_up(tmp_path: P
         assert httpx.get(f"{url}/api/me", timeout=10).status_code == 401
     assert "require-token is false" not in printed
     assert (tmp_path / "data" / "api-tokens.json").stat().st_mode & 0o077 == 0
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+def _raw_post(url: str, head: str, body_bytes: int) -> bytes:
+    """POST ``head`` then up to ``body_bytes`` of body over a raw socket (a thread sends while
+    this one reads, as the service may answer and close before the body is through); the
+    response's bytes."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(head.encode())
+
+        def send_body() -> None:
+            chunk = b"[" * 2**20
+            try:
+                for _ in range(body_bytes // len(chunk)):
+                    connection.sendall(chunk)
+            except OSError:
+                pass  # refused and closed: the rest is never read
+
+        sender = threading.Thread(target=send_body, daemon=True)
+        sender.start()
+        response = b""
+        try:
+            while data := connection.recv(65536):
+                response += data
+        except OSError:
+            pass
+        sender.join(timeout=30)
+    return response
+
+
+def test_a_100_mb_body_without_a_token_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """Bodies are measured before they are read or their token checked: a 100 MB body gets
+    413 at once and the service's memory stays put; one streamed with no length gets 411."""
+    config = _config(tmp_path)
+    hundred_mb = 100 * 2**20
+    with _serving(config) as (url, _, process):
+        before = _rss_kib(process.pid)
+        refused = _raw_post(url, f"POST /api/jobs HTTP/1.1\r\nHost: x\r\n"
+                                 f"Content-Type: application/json\r\n"
+                                 f"Content-Length: {hundred_mb}\r\n\r\n", hundred_mb)
+        grown = _rss_kib(process.pid) - before
+        assert refused.startswith(b"HTTP/1.1 413"), refused[:300]
+        assert b"exceeds the site's limit of 67108864 bytes" in refused
+        assert grown < 10 * 1024, f"the service grew by {grown} KiB"
+        chunked = _raw_post(url, "POST /api/jobs HTTP/1.1\r\nHost: x\r\n"
+                                 "Transfer-Encoding: chunked\r\n\r\n", 0)
+        assert chunked.startswith(b"HTTP/1.1 411"), chunked[:300]
+        bad = _raw_post(url, "POST /api/jobs HTTP/1.1\r\nHost: x\r\n"
+                             "Content-Length: 12, 12\r\n\r\n", 0)
+        assert bad.startswith(b"HTTP/1.1 400"), bad[:300]
+        with httpx.Client(base_url=url, timeout=10) as client:
+            assert client.get("/api/health").status_code == 200  # still answering
+            small = client.post("/api/jobs", json={"kind": "tile"})
+            assert small.status_code == 401  # within the limit: on to the token check
