@@ -9,6 +9,7 @@ traceback.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -51,7 +52,12 @@ app.add_typer(evaluation.app, name="eval")
 
 
 def main() -> None:
-    """Entry point: run the app, turning deliberate errors into one line and exit 1."""
+    """Entry point: run the app, turning deliberate errors into one line and exit 1.
+
+    Everything a command writes (stores, rasters, models, keys, logs) is for its own user
+    only: the umask is 0077 whatever the shell's.
+    """
+    os.umask(0o077)
     try:
         app()
     except USER_ERRORS as error:

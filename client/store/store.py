@@ -10,6 +10,7 @@ real thing.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -61,7 +62,8 @@ class Store:
 
     @classmethod
     def open(cls, settings: SiteSettings) -> Store:
-        """Create the data folder, migrate the database to head, sweep unfinished rasters.
+        """Create the data folder (mode 0700: what it holds is derived from patients'
+        slides), migrate the database to head, sweep unfinished rasters.
 
         Raises
         ------
@@ -70,7 +72,8 @@ class Store:
         StoreError
             The database cannot be opened.
         """
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _owner_only(settings.data_dir)
         engine = create_store_engine(settings.db_url)
         try:
             ensure_schema(engine)
@@ -379,3 +382,10 @@ class Store:
             return audit.events(
                 session, subject=subject, action=action, since=since, after_id=after_id, limit=limit
             )
+
+
+def _owner_only(folder: Path) -> None:
+    """Take group and other access off a folder this user owns (an older install's 0755)."""
+    status = folder.stat()
+    if status.st_mode & 0o077 and status.st_uid == os.getuid():
+        folder.chmod(status.st_mode & 0o700)

@@ -104,7 +104,11 @@ def import_model(settings: SiteSettings, store: Store, folder: Path, name: str
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".{name}.importing-{time.time_ns()}"
     try:
-        shutil.copytree(folder, staging, ignore=shutil.ignore_patterns("arrays.npz"))
+        # The copy is the site's own: its user's alone, whatever modes the shipped files had.
+        shutil.copytree(folder, staging, ignore=shutil.ignore_patterns("arrays.npz"),
+                        copy_function=shutil.copyfile)
+        for path in (staging, *staging.rglob("*")):
+            path.chmod(0o700 if path.is_dir() else 0o600)
         staging.rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -132,3 +132,11 @@ def test_a_site_run_with_the_cli_alone(shared_data: Path, cmu_svs: Path,
             Path(received.weights_uri), fold)
         assert ours.keys() == theirs.keys()
         assert all(torch.equal(ours[name], theirs[name]) for name in ours)
+
+    # Nothing the site wrote is open to another user of the machine.
+    data = tmp_path / "site-cli"
+    written = [data, *data.rglob("*")]
+    assert len(written) > 50
+    loose = [f"{oct(p.stat().st_mode & 0o777)} {p}" for p in written
+             if p.stat().st_mode & 0o077]
+    assert not loose, loose[:5]

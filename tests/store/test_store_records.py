@@ -247,3 +247,16 @@ def test_a_claim_is_held_by_one_user_and_audited(tmp_path: Path) -> None:
         assert store.release_patch(patch.id, "bob").claimed_by is None
         actions = [e.action for e in store.audit_events(subject=f"ranked_patch:{patch.id}")]
         assert actions == ["ranked_patch.claim", "ranked_patch.claim", "ranked_patch.release"]
+
+
+def test_the_data_folder_is_made_and_kept_owner_only(tmp_path: Path) -> None:
+    fresh = SiteSettings(site_id="s", data_dir=tmp_path / "new" / "data")
+    with Store.open(fresh):
+        pass
+    assert (fresh.data_dir.stat().st_mode & 0o777) == 0o700
+    older = tmp_path / "older"
+    older.mkdir(mode=0o755)
+    older.chmod(0o755)  # an install from before: open to every user of the machine
+    with Store.open(SiteSettings(site_id="s", data_dir=older)):
+        pass
+    assert (older.stat().st_mode & 0o777) == 0o700
