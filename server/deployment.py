@@ -128,11 +128,19 @@ def supernode_command(site_config: Path, superlink: str, root_certificates: Path
             "--node-config", f"{SITE_CONFIG_KEY}='{site_config.resolve()}'"]
 
 
+TELEMETRY_OFF = {"FLWR_TELEMETRY_ENABLED": "0"}
+"""Flower reports usage (with host details) to flower.ai unless this is in the environment
+of the process when it imports flwr; nothing of a hospital's may leave it, so every Flower
+process pathloop starts has it."""
+
+
 def process_environment() -> dict[str, str]:
-    """The environment for Flower's processes: they start ``flwr-serverapp`` and
+    """The environment for Flower's processes: telemetry off (:data:`TELEMETRY_OFF`, inherited
+    by the ServerApps and ClientApps they start); they start ``flwr-serverapp`` and
     ``flwr-clientapp`` by name, so this interpreter's scripts folder leads PATH."""
     scripts = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": os.pathsep.join([scripts, os.environ.get("PATH", "")])}
+    return {**os.environ, **TELEMETRY_OFF,
+            "PATH": os.pathsep.join([scripts, os.environ.get("PATH", "")])}
 
 
 def write_cli_config(layout: ServerLayout, address: str) -> Path:
@@ -251,6 +259,6 @@ def _flower_tool(name: str) -> str:
     return found
 
 
-__all__ = ["CONNECTION", "DEFAULT_HOST", "DEFAULT_PORT", "FlowerCli",
+__all__ = ["CONNECTION", "DEFAULT_HOST", "DEFAULT_PORT", "TELEMETRY_OFF", "FlowerCli",
            "ServerLayout", "process_environment", "superlink_command", "supernode_command",
            "write_cli_config"]

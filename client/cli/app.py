@@ -18,6 +18,7 @@ import typer
 from pathloop.client.cli import demo, evaluation, loop, model, serve, site, slides
 from pathloop.client.cli.context import USER_ERRORS, CliState, print_error
 from pathloop.server.cli import app as server_app
+from pathloop.server.deployment import TELEMETRY_OFF
 
 app = typer.Typer(help="pathloop: federated human-in-the-loop pathology, the site node.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -55,9 +56,12 @@ def main() -> None:
     """Entry point: run the app, turning deliberate errors into one line and exit 1.
 
     Everything a command writes (stores, rasters, models, keys, logs) is for its own user
-    only: the umask is 0077 whatever the shell's.
+    only: the umask is 0077 whatever the shell's. Flower's telemetry is off.
     """
     os.umask(0o077)
+    # Before anything imports flwr (it reads this once, at import): the demo's simulated
+    # federation and every Flower process started from here report nothing to flower.ai.
+    os.environ.update(TELEMETRY_OFF)
     try:
         app()
     except USER_ERRORS as error:

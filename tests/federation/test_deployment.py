@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from support.monuseg_sites import make_site, monuseg_cases, train_model
 from typer.testing import CliRunner
@@ -84,10 +85,25 @@ def _a_supernode_with_an_unregistered_key_is_refused(deployment: dict[str, Any])
     assert len(federation.wait_online(3)) == 3  # the registered ones are unaffected
 
 
+def _flower_runs_with_telemetry_off(deployment: dict[str, Any]) -> None:
+    """The SuperLink, every SuperNode and whatever they started (a ServerApp, ClientApps)."""
+    federation: LoopbackFederation = deployment["federation"]
+    checked = 0
+    for name, process in federation.processes.items():
+        if not process.alive():
+            continue  # the refused intruder
+        for one in (psutil.Process(process.popen.pid), *federation.children(name)):
+            assert one.environ().get("FLWR_TELEMETRY_ENABLED") == "0", (name, one.cmdline())
+            checked += 1
+    assert checked >= 1 + len(deployment["configs"])
+
+
 def _two_rounds_over_tls_make_checkpoints_with_lineage(deployment: dict[str, Any]) -> None:
     federation: LoopbackFederation = deployment["federation"]
     run = _run(deployment, **{"num-server-rounds": 2, "min-train-nodes": 3,
                               "min-available-nodes": 3, "round-timeout": 600.0})
+    _wait_for_clientapp(federation, "site-breast", timeout=300)
+    _flower_runs_with_telemetry_off(deployment)  # ClientApps and the ServerApp running too
     assert federation.cli.wait(run, RUN_TIMEOUT) == COMPLETED
     versions = _versions(deployment)
     assert [v.version for v in versions] == [0, 1, 2]

@@ -22,7 +22,12 @@ from typer.testing import CliRunner
 
 from pathloop.client.cli.app import app as pathloop_cli
 from pathloop.server.credentials import make_node_key, make_server_credentials
-from pathloop.server.deployment import ServerLayout, superlink_command, supernode_command
+from pathloop.server.deployment import (
+    ServerLayout,
+    process_environment,
+    superlink_command,
+    supernode_command,
+)
 from pathloop.server.errors import FederationError
 from pathloop.server.federation import run_federation
 from pathloop.server.flower_project import CLIENT_APP, SERVER_APP, write_flower_app
@@ -107,6 +112,12 @@ def test_command_lines_turn_on_tls_and_node_authentication(tmp_path: Path) -> No
     assert node[-1] == f"site-config='{config.resolve()}'"
     with pytest.raises(FederationError, match="no such SuperNode private key"):
         supernode_command(config, "fl:9300", made.ca_certificate, tmp_path / "nope", 9094)
+
+
+def test_every_flower_process_is_started_with_telemetry_off(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLWR_TELEMETRY_ENABLED", "1")  # an operator's shell cannot turn it on
+    assert process_environment()["FLWR_TELEMETRY_ENABLED"] == "0"
 
 
 @pytest.fixture()
