@@ -74,7 +74,7 @@ def create_app(settings: SiteSettings, *, tokens: TokenStore | None = None,
                   docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
                   responses={401: {"model": schemas.ErrorBody}})
     app.add_middleware(_SecurityHeaders)
-    # Added last, so outermost: bodies are measured before anything reads them.
+    # Added last, so outermost of ours: bodies are measured before anything reads them.
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_mb * 2**20)
     add_error_handlers(app)
     for router in ROUTERS:

@@ -1,11 +1,12 @@
 """Request size limits, enforced before anything reads, parses or authenticates a body.
 
-:class:`BodyLimit` is the outermost ASGI middleware of the site API. A request whose
-``Content-Length`` exceeds the limit is answered 413 without reading a byte of its body; one
-that sends more than it declared is cut off at the limit and answered 413; a body streamed
-with no length at all (chunked) is refused with 411. FastAPI reads and parses a body before
-it resolves the route's dependencies, token check included, so without this a caller with
-no token could make the service hold a body of any size.
+:class:`BodyLimit` is the outermost of the site API's middlewares (only Starlette's own
+error catcher, which reads nothing, wraps it). A request whose ``Content-Length`` exceeds
+the limit is answered 413 without reading a byte of its body; one that sends more than it
+declared is cut off at the limit and answered 413; a body streamed with no length at all
+(chunked) is refused with 411. FastAPI reads and parses a body before it resolves the
+route's dependencies, token check included, so without this a caller with no token could
+make the service hold a body of any size.
 """
 
 from __future__ import annotations
