@@ -88,8 +88,8 @@ def test_any_png_decodes_to_the_patch_or_is_refused(height: int, width: int, top
     _accepted(mask)
 
 
-@given(text=st.text(max_size=80))
 @CHECKED
+@given(text=st.text(max_size=80))
 def test_any_text_as_png_data_is_refused_with_a_mask_error(text: str) -> None:
     with pytest.raises(MaskError):
         decode_png(text, shape=SHAPE, n_labels=N_LABELS)
