@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pathloop.client.api.params import MAX_ID
 from pathloop.client.viewing.masks import MAX_MASK_PIXELS
 
 
@@ -140,17 +141,17 @@ class RleMask(_Body):
 
 
 class SaveMask(_Body):
-    base_version: int = Field(ge=0, description="the version the edit started from")
+    base_version: int = Field(ge=0, le=MAX_ID, description="the version the edit started from")
     mask: Annotated[PngMask | RleMask, Field(discriminator="format")]
 
 
 class Revert(_Body):
-    base_version: int = Field(ge=0)
-    to_version: int = Field(ge=0, description="0: back to no correction")
+    base_version: int = Field(ge=0, le=MAX_ID)
+    to_version: int = Field(ge=0, le=MAX_ID, description="0: back to no correction")
 
 
 class Based(_Body):
-    base_version: int = Field(ge=0)
+    base_version: int = Field(ge=0, le=MAX_ID)
 
 
 class Claim(_Body):
@@ -159,7 +160,7 @@ class Claim(_Body):
 
 class JobRequest(_Body):
     kind: Literal["tile", "predict", "rank", "train"]
-    slide_id: int | None = None
+    slide_id: int | None = Field(None, ge=1, le=MAX_ID)
     params: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, Protocol
+from typing import Protocol
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from pathloop.client.api import convert, schemas
 from pathloop.client.api.dependencies import (
@@ -18,6 +18,7 @@ from pathloop.client.api.dependencies import (
     own_item,
     own_state,
 )
+from pathloop.client.api.params import PatchId, VersionQuery
 from pathloop.client.store import CorrectionRecord, Store
 from pathloop.client.usecases import review
 from pathloop.client.viewing.masks import decode_png, decode_rle, encode_png
@@ -26,9 +27,9 @@ router = APIRouter(prefix="/api/patches/{patch_id}", tags=["corrections"], respo
 
 
 @router.get("/mask", responses={200: PNG}, response_class=Response)
-def get_mask(patch_id: int, site: SiteDep, user: UserDep,
+def get_mask(patch_id: PatchId, site: SiteDep, user: UserDep,
              source: review.MaskSource = "latest",
-             version: Annotated[int | None, Query(ge=0)] = None) -> Response:
+             version: VersionQuery = None) -> Response:
     """The patch's label mask (8-bit grey PNG, pixel = label)."""
     own_item(site, patch_id)
     mask = review.patch_mask(site.store, patch_id, source, version)
@@ -36,7 +37,7 @@ def get_mask(patch_id: int, site: SiteDep, user: UserDep,
 
 
 @router.get("/versions", response_model=list[schemas.CorrectionVersion])
-def versions(patch_id: int, site: SiteDep, user: UserDep
+def versions(patch_id: PatchId, site: SiteDep, user: UserDep
              ) -> list[schemas.CorrectionVersion]:
     """Every version of the patch's correction, oldest first."""
     own_item(site, patch_id)
@@ -45,7 +46,7 @@ def versions(patch_id: int, site: SiteDep, user: UserDep
 
 
 @router.post("/versions", response_model=schemas.CorrectionVersion, status_code=201)
-def save(patch_id: int, body: schemas.SaveMask, site: SiteDep, user: UserDep
+def save(patch_id: PatchId, body: schemas.SaveMask, site: SiteDep, user: UserDep
          ) -> schemas.CorrectionVersion:
     """Save an edited mask as the next version (409 if ``base_version`` is stale)."""
     state = own_state(site, patch_id)
@@ -62,7 +63,7 @@ def save(patch_id: int, body: schemas.SaveMask, site: SiteDep, user: UserDep
 
 
 @router.post("/revert", response_model=schemas.CorrectionVersion, status_code=201)
-def revert(patch_id: int, body: schemas.Revert, site: SiteDep, user: UserDep
+def revert(patch_id: PatchId, body: schemas.Revert, site: SiteDep, user: UserDep
            ) -> schemas.CorrectionVersion:
     """Save an earlier version again as the next one (0: withdraw the correction)."""
     return _append(site, patch_id, user, body.base_version,
@@ -70,14 +71,14 @@ def revert(patch_id: int, body: schemas.Revert, site: SiteDep, user: UserDep
 
 
 @router.post("/accept-prediction", response_model=schemas.CorrectionVersion, status_code=201)
-def accept(patch_id: int, body: schemas.Based, site: SiteDep, user: UserDep
+def accept(patch_id: PatchId, body: schemas.Based, site: SiteDep, user: UserDep
            ) -> schemas.CorrectionVersion:
     """Save the model's prediction under the patch as the next version."""
     return _append(site, patch_id, user, body.base_version, review.accept_prediction)
 
 
 @router.post("/keep-annotation", response_model=schemas.CorrectionVersion, status_code=201)
-def keep(patch_id: int, body: schemas.Based, site: SiteDep, user: UserDep
+def keep(patch_id: PatchId, body: schemas.Based, site: SiteDep, user: UserDep
          ) -> schemas.CorrectionVersion:
     """Save the slide's existing annotation under the patch as the next version."""
     return _append(site, patch_id, user, body.base_version, review.keep_annotation)

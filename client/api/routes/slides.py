@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from pathloop.client.api import convert, schemas
 from pathloop.client.api.dependencies import ERRORS, SiteDep, UserDep, own_slide
+from pathloop.client.api.params import SlideId
 from pathloop.client.store import SlideRecord, Store
 
 router = APIRouter(prefix="/api/slides", tags=["slides"])
@@ -19,7 +20,7 @@ def list_slides(site: SiteDep, user: UserDep) -> list[schemas.SlideSummary]:
 
 
 @router.get("/{slide_id}", response_model=schemas.SlideDetail, responses=ERRORS)
-def get_slide(slide_id: int, site: SiteDep, user: UserDep) -> schemas.SlideDetail:
+def get_slide(slide_id: SlideId, site: SiteDep, user: UserDep) -> schemas.SlideDetail:
     """A slide with its Deep Zoom pyramid, overlays and labels."""
     slide = own_slide(site, slide_id)
     overlays = site.tiles.overlays(slide, fresh=True)

@@ -6,12 +6,13 @@ from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
 from pathloop.client.api.dependencies import ERRORS, JPEG, PNG, SiteDep, UserDep, own_slide
+from pathloop.client.api.params import SlideId, TileIndex
 
 router = APIRouter(prefix="/api/slides/{slide_id}", tags=["slides"])
 
 
 @router.get("/slide.dzi", responses=ERRORS, response_class=Response)
-def get_dzi(slide_id: int, site: SiteDep, user: UserDep) -> Response:
+def get_dzi(slide_id: SlideId, site: SiteDep, user: UserDep) -> Response:
     """The slide's Deep Zoom descriptor (XML)."""
     slide = own_slide(site, slide_id)
     return Response(site.tiles.grid(slide).dzi_xml("jpeg"), media_type="application/xml")
@@ -19,8 +20,8 @@ def get_dzi(slide_id: int, site: SiteDep, user: UserDep) -> Response:
 
 @router.get("/dz/{level}/{col}_{row}.jpeg", responses={200: JPEG, **ERRORS},
             response_class=Response)
-async def get_tile(slide_id: int, level: int, col: int, row: int, site: SiteDep,
-                   user: UserDep) -> Response:
+async def get_tile(slide_id: SlideId, level: TileIndex, col: TileIndex, row: TileIndex,
+                   site: SiteDep, user: UserDep) -> Response:
     """One Deep Zoom tile; 404 outside the pyramid."""
     slide = site.tiles.slide_record(slide_id)
     # A cached tile is answered on the event loop; a miss is made in a worker thread.
@@ -32,8 +33,8 @@ async def get_tile(slide_id: int, level: int, col: int, row: int, site: SiteDep,
 
 @router.get("/overlays/{kind}/{level}/{col}_{row}.png", responses={200: PNG, **ERRORS},
             response_class=Response)
-def get_overlay_tile(slide_id: int, kind: str, level: int, col: int, row: int,
-                     site: SiteDep, user: UserDep) -> Response:
+def get_overlay_tile(slide_id: SlideId, kind: str, level: TileIndex, col: TileIndex,
+                     row: TileIndex, site: SiteDep, user: UserDep) -> Response:
     """One overlay tile (RGBA PNG) on the slide's Deep Zoom grid."""
     data = site.tiles.overlay_tile(own_slide(site, slide_id), kind, level, col, row)
     return Response(data, media_type="image/png",
