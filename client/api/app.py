@@ -3,7 +3,8 @@
 :func:`create_app` builds a FastAPI app over one site's settings. It opens the store, the
 tile service and the job runner when the app starts and closes them when it stops. Every
 ``/api`` route but ``/api/health`` needs a user's token (``Authorization: Bearer …``) unless
-``[api] require-token = false``; no CORS headers are ever sent; routes (:mod:`.routes`, one
+``[api] require-token = false``, and a request without one is refused before its body is
+read (:mod:`.token_gate`); no CORS headers are ever sent; routes (:mod:`.routes`, one
 router per resource) address slides and patches by id and never take a file path. Errors
 answer with the status :mod:`.errors` maps them to. Bodies over ``[api] max-body-mb`` are
 refused before anything reads them (:mod:`.limits`). The built viewer is served at ``/``.
@@ -29,6 +30,7 @@ from pathloop.client.api.jobs import Job, JobRunner
 from pathloop.client.api.limits import BodyLimit
 from pathloop.client.api.routes import ROUTERS
 from pathloop.client.api.tiles import TileService
+from pathloop.client.api.token_gate import TokenGate
 from pathloop.client.api.tokens import TokenStore
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import Store
@@ -72,7 +74,9 @@ def create_app(settings: SiteSettings, *, tokens: TokenStore | None = None,
 
     app = FastAPI(title="pathloop site API", version=service_version(), lifespan=lifespan,
                   docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
-                  responses={401: {"model": schemas.ErrorBody}})
+                  responses=_ANY_ROUTE_ERRORS)
+    # Innermost: strangers are turned away (401) before FastAPI parses any body.
+    app.add_middleware(TokenGate)
     app.add_middleware(_SecurityHeaders)
     # Added last, so outermost of ours: bodies are measured before anything reads them.
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_mb * 2**20)
@@ -88,6 +92,18 @@ def create_app(settings: SiteSettings, *, tokens: TokenStore | None = None,
             return JSONResponse({"detail": f"the viewer is not built ({folder}): run "
                                            "`make viewer`", "kind": "ViewerMissing"}, 404)
     return app
+
+
+_ANY_ROUTE_ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": schemas.ErrorBody,
+          "description": "The request cannot be read: a body that is not UTF-8 JSON, or a "
+                         "malformed Content-Length"},
+    401: {"model": schemas.ErrorBody, "description": "No token, or not one of this site's"},
+    411: {"model": schemas.ErrorBody, "description": "A body sent without a Content-Length"},
+    413: {"model": schemas.ErrorBody,
+          "description": "A body larger than the site's limit ([api] max-body-mb)"},
+}
+"""Answers any route may give, whatever it does (documented once for the whole app)."""
 
 
 class _SecurityHeaders:

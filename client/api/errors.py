@@ -19,9 +19,10 @@ Every error answer is JSON ``{"detail": <one line>, "kind": <error class name>}`
 
 from __future__ import annotations
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from pathloop.client.errors import (
     ConflictError,
@@ -67,11 +68,16 @@ def add_error_handlers(app: FastAPI) -> None:
                               ) -> JSONResponse:
         problems = []
         for item in error.errors()[:5]:
+            if item["type"] == "json_invalid":  # located at ("body", character position)
+                problems.append(f"body: {item['msg']} at character {item['loc'][-1]}")
+                continue
             where = ".".join(str(part) for part in item["loc"] if part != "body")
             problems.append(f"{where}: {item['msg']}")
         return JSONResponse({"detail": "; ".join(problems) or "invalid request",
                              "kind": "ValidationError"}, status_code=422)
 
+    # Starlette's class, which FastAPI's subclasses: the 400 FastAPI raises for a body it
+    # cannot parse (not UTF-8) and routing's 404/405 answer in the same shape as ours.
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         kind = "AuthenticationError" if error.status_code == 401 else "HTTPError"
