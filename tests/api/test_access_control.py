@@ -3,21 +3,15 @@ managed from another process with ``pathloop api token`` as a hospital admin wou
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import psutil
-from support.site import free_port
-
-START_TIMEOUT = 60.0
+from support.site import serving
 
 
 def _config(folder: Path, extra: str = "") -> Path:
@@ -33,39 +27,11 @@ def _pathloop(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
-@contextmanager
-def _serving(config: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
-    """``pathloop serve`` on a free port until the block ends; its URL, console log and
-    process."""
-    port = free_port()
-    log = config.parent / "serve.log"
-    with log.open("w") as console:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pathloop.client", "--config", str(config), "serve",
-             "--port", str(port)], stdout=console, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert process.poll() is None, f"serve exited: {log.read_text()}"
-            assert time.monotonic() < deadline, f"serve did not start: {log.read_text()}"
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield url, log, process
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 def test_a_revoked_token_is_refused_on_its_next_request(tmp_path: Path) -> None:
     config = _config(tmp_path)
     alice = _pathloop(config, "api", "token", "add", "alice").stdout.strip()
     bob = _pathloop(config, "api", "token", "add", "bob").stdout.strip()
-    with _serving(config) as (url, _, _), httpx.Client(base_url=url, timeout=10) as client:
+    with serving(config) as (url, _, _), httpx.Client(base_url=url, timeout=10) as client:
         def me(token: str) -> httpx.Response:
             return client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
 
@@ -88,7 +54,7 @@ def test_a_revoked_token_is_refused_on_its_next_request(tmp_path: Path) -> None:
 def test_without_require_token_anyone_local_may_call_and_start_up_warns(
         tmp_path: Path) -> None:
     config = _config(tmp_path, "[api]\nrequire-token = false\n")
-    with _serving(config) as (url, log, _):
+    with serving(config) as (url, log, _):
         assert httpx.get(f"{url}/api/me", timeout=10).json() == {"user": "local"}
         assert httpx.get(f"{url}/api/slides", timeout=10).json() == []
         printed = log.read_text()
@@ -99,7 +65,7 @@ def test_without_require_token_anyone_local_may_call_and_start_up_warns(
 
 def test_a_site_that_requires_tokens_makes_the_first_one_at_start_up(tmp_path: Path) -> None:
     config = _config(tmp_path)
-    with _serving(config) as (url, log, _):
+    with serving(config) as (url, log, _):
         printed = log.read_text()
         token = printed.split("#token=", 1)[1].split()[0]
         assert httpx.get(f"{url}/api/me", timeout=10,
@@ -142,7 +108,7 @@ def test_a_100_mb_body_without_a_token_is_refused_before_it_is_read(tmp_path: Pa
     413 at once and the service's memory stays put; one streamed with no length gets 411."""
     config = _config(tmp_path)
     hundred_mb = 100 * 2**20
-    with _serving(config) as (url, _, process):
+    with serving(config) as (url, _, process):
         service = psutil.Process(process.pid)
         before = service.memory_info().rss
         refused = _raw_post(url, f"POST /api/jobs HTTP/1.1\r\nHost: x\r\n"

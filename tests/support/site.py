@@ -4,18 +4,22 @@
 fold ensemble (:class:`~support.folds.ThresholdFolds`: the folds disagree near tissue edges),
 ranks its patches by UGA uncertainty, and stores an "annotation" raster (another threshold)
 for keep-annotation. :func:`app_server` runs the site service with uvicorn in a thread on a
-free 127.0.0.1 port.
+free 127.0.0.1 port; :func:`serving` runs ``pathloop serve`` in its own process.
 """
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import numpy as np
 
 from pathloop.client.api import TokenStore, create_app
@@ -31,6 +35,8 @@ MODEL_MPP = 2.0
 PATCH = 128  # px at MODEL_MPP
 LABELS = ("background", "tumour")
 USER = "dr-test"
+START_TIMEOUT = 60.0
+"""Seconds `pathloop serve` may take to answer its health check."""
 
 
 def make_site(tmp_path: Path, slide_path: Path, *, k: int = 5, viewer_dir: Path | None = None
@@ -91,3 +97,31 @@ def app_server(settings: SiteSettings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@contextmanager
+def serving(config: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+    """``pathloop serve`` on a free port until the block ends; its URL, console log and
+    process."""
+    port = free_port()
+    log = config.parent / "serve.log"
+    with log.open("w") as console:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pathloop.client", "--config", str(config), "serve",
+             "--port", str(port)], stdout=console, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            assert process.poll() is None, f"serve exited: {log.read_text()}"
+            assert time.monotonic() < deadline, f"serve did not start: {log.read_text()}"
+            try:
+                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield url, log, process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
