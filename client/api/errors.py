@@ -74,6 +74,9 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-        kind = "AuthenticationError" if error.status_code == 401 else "HTTPError"
+        kind = _HTTP_KINDS.get(error.status_code, "HTTPError")
         return JSONResponse({"detail": str(error.detail), "kind": kind},
                             status_code=error.status_code, headers=error.headers)
+
+
+_HTTP_KINDS = {401: "AuthenticationError", 403: "PermissionDenied"}

@@ -33,9 +33,10 @@ LABELS = ("background", "tumour")
 USER = "dr-test"
 
 
-def make_site(tmp_path: Path, slide_path: Path, *, k: int = 5, viewer_dir: Path | None = None
-              ) -> tuple[SiteSettings, str]:
-    """A site store with ``slide_path`` ingested, tiled, predicted and ranked; a token."""
+def make_site(tmp_path: Path, slide_path: Path, *, k: int = 5, viewer_dir: Path | None = None,
+              role: str = "operator") -> tuple[SiteSettings, str]:
+    """A site store with ``slide_path`` ingested, tiled, predicted and ranked; a token of
+    :data:`USER` with ``role`` (default operator: the API tests also run jobs)."""
     from pathloop.client.inference import predict_slide
     from pathloop.client.tiling import compute_tissue_mask
 
@@ -59,7 +60,7 @@ def make_site(tmp_path: Path, slide_path: Path, *, k: int = 5, viewer_dir: Path 
                            mpp=MODEL_MPP, downsample="mode")
         rank_stored_slide(settings, store, slide, spec=PatchSpec(size=PATCH, mpp=MODEL_MPP),
                           k=k)
-    token = TokenStore.for_data_dir(settings.data_dir).add(USER)
+    token = TokenStore.for_data_dir(settings.data_dir).add(USER, role)
     return settings, token
 
 
