@@ -61,6 +61,8 @@ logger = logging.getLogger(__name__)
 _PATH_REST = r"[^\s'\"(),;:]*"
 _PATH = re.compile(r"(?<![\w.~-])/" + _PATH_REST)
 """An absolute POSIX path (not the ``/`` inside a word, as in µm/px)."""
+_SQL_QUOTE = re.compile(r"\s*(\[SQL:.*|\[parameters:.*|\(Background on this error.*)",
+                        re.DOTALL)
 
 
 def status_code(error: PathloopError) -> int:
@@ -84,10 +86,17 @@ def public_detail(error: PathloopError, hidden: tuple[str, ...] = ()) -> str:
         message = f"the slide's file: {error.reason}"
     else:
         message = str(error)
-    for text in sorted(hidden, key=len, reverse=True):
-        if text:
-            message = re.sub(re.escape(text) + _PATH_REST, "<path>", message)
-    return _PATH.sub("<path>", message)
+    return without_paths(message, hidden)
+
+
+def without_paths(text: str, hidden: tuple[str, ...] = ()) -> str:
+    """``text`` with paths under ``hidden`` and absolute paths as ``<path>``, and the
+    database driver's quoted statement (``[SQL: …]``, SQLAlchemy's background link) cut."""
+    text = _SQL_QUOTE.sub("", text)
+    for root in sorted(hidden, key=len, reverse=True):
+        if root:
+            text = re.sub(re.escape(root) + _PATH_REST, "<path>", text)
+    return _PATH.sub("<path>", text).strip()
 
 
 def _hidden(request: Request) -> tuple[str, ...]:

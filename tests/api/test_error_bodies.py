@@ -13,8 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from pathloop.client.api import TokenStore, create_app
+from pathloop.client.api import TokenStore, convert, create_app
 from pathloop.client.api.errors import public_detail
+from pathloop.client.api.jobs import Job
 from pathloop.client.errors import ConflictError, InputError, SlideNotFoundError
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import Store
@@ -133,3 +134,16 @@ def test_a_missing_viewer_is_reported_without_its_folder(client: TestClient) -> 
     answer = client.get("/")
     assert answer.status_code == 404 and answer.json()["kind"] == "ViewerMissing"
     assert "/nonexistent" not in answer.text
+
+
+def test_a_failed_jobs_error_shows_no_path_or_sql() -> None:
+    failed = Job(id="j", kind="rank", slide_id=1, params={}, user="ops", state="failed",
+                 error="the store failed: (sqlite3.OperationalError) disk I/O error\n"
+                       "[SQL: SELECT rankings.id FROM rankings WHERE rankings.slide_id = ?]\n"
+                       "[parameters: (1,)]\n(Background on this error at: "
+                       "https://sqlalche.me/e/20/e3q8)")
+    assert convert.job(failed).error == ("the store failed: (sqlite3.OperationalError) disk "
+                                         "I/O error")
+    vanished = Job(id="k", kind="tile", slide_id=1, params={}, user="ops", state="failed",
+                   error="/srv/slides/patient-0042.svs: no such file")
+    assert convert.job(vanished).error == "<path>: no such file"
