@@ -91,8 +91,8 @@ def deny(site: Site, request: Request, identity: Identity, *, subject: str, reas
     """Refuse the request with 403, after writing the attempt to the audit log."""
     site.store.record_event(
         actor=identity.user, action="access.denied", subject=subject,
-        details={"request": f"{request.method} {request.url.path}", "role": identity.role,
-                 "reason": reason, **(details or {})})
+        details={"request": f"{request.method} {request.url.path}",
+                 "role": identity.role.value, "reason": reason, **(details or {})})
     raise HTTPException(403, f"{identity.user} ({identity.role}) may not do this: {reason}")
 
 
@@ -100,16 +100,15 @@ def _requiring(role: Role) -> Any:
     def check(request: Request, site: SiteDep, identity: IdentityDep) -> Identity:
         if not identity.role.includes(role):
             deny(site, request, identity, subject=f"route:{request.url.path}",
-                 reason=f"it needs the {role} role", details={"needs": role})
+                 reason=f"it needs the {role} role", details={"needs": role.value})
         return identity
 
     return Depends(check)
 
 
-ReviewerDep = Annotated[Identity, _requiring(Role.REVIEWER)]
+# The request's identity once it is known to hold that role (else 403, audited).
 OperatorDep = Annotated[Identity, _requiring(Role.OPERATOR)]
 AdminDep = Annotated[Identity, _requiring(Role.ADMIN)]
-"""The request's identity once it is known to hold that role (else 403, audited)."""
 
 
 def may_change_patch(site: Site, request: Request, identity: Identity,

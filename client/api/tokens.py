@@ -108,7 +108,7 @@ class TokenStore:
                 isinstance(e, dict) and {"user", "sha256"} <= e.keys() for e in entries):
             raise ConfigError(f"{self.path}: not a token file (expected a list of users)")
         for entry in entries:
-            if entry.get("role", DEFAULT_ROLE) not in set(Role):
+            if str(entry.get("role", DEFAULT_ROLE)) not in set(Role):
                 raise ConfigError(f"{self.path}: user {entry['user']!r} has the unknown role "
                                   f"{entry['role']!r} (one of {', '.join(Role)})")
         self._cached = (stamp, entries)

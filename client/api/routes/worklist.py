@@ -61,7 +61,7 @@ def claim(patch_id: int, request: Request, site: SiteDep, identity: IdentityDep,
     if force and not identity.role.includes(Role.REVIEWER):
         deny(site, request, identity, subject=f"ranked_patch:{patch_id}",
              reason="taking over another's claim needs the reviewer role",
-             details={"needs": Role.REVIEWER})
+             details={"needs": Role.REVIEWER.value})
     site.store.claim_patch(patch_id, identity.user, force=force)
     return own_item(site, patch_id)
 
