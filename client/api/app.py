@@ -89,8 +89,10 @@ def create_app(settings: SiteSettings, *, tokens: TokenStore | None = None,
     else:
         @app.get("/", include_in_schema=False)
         def viewer_missing() -> JSONResponse:
-            return JSONResponse({"detail": f"the viewer is not built ({folder}): run "
-                                           "`make viewer`", "kind": "ViewerMissing"}, 404)
+            logger.warning("the viewer is not built (%s): run `make viewer`", folder)
+            return JSONResponse({"detail": "the viewer is not built: run `make viewer` (the "
+                                           "service's log names its folder)",
+                                 "kind": "ViewerMissing"}, 404)
     return app
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathloop.client.api import schemas
+from pathloop.client.api.errors import without_paths
 from pathloop.client.api.jobs import Job
 from pathloop.client.store import CorrectionRecord, SlideRecord
 from pathloop.client.usecases.review import PatchState
@@ -75,5 +76,6 @@ def job(value: Job) -> schemas.JobInfo:
     return schemas.JobInfo(
         id=value.id, kind=value.kind, slide_id=value.slide_id, user=value.user,
         state=value.state, done=value.done, total=value.total, message=value.message,
-        error=value.error, result=dict(value.result), created_at=value.created_at,
+        error=without_paths(value.error) if value.error else None,  # shown to every role
+        result=dict(value.result), created_at=value.created_at,
         started_at=value.started_at, finished_at=value.finished_at)

@@ -21,8 +21,12 @@ class Health(_Body):
     version: str
 
 
+Role = Literal["pathologist", "reviewer", "operator", "admin"]
+
+
 class Me(_Body):
     user: str
+    role: Role
 
 
 class WorklistCounts(_Body):
@@ -178,6 +182,27 @@ class JobInfo(_Body):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class TokenUser(_Body):
+    user: str
+    role: Role
+
+
+class NewToken(_Body):
+    user: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+    role: Role = "pathologist"
+
+
+class IssuedToken(_Body):
+    user: str
+    role: Role
+    token: str = Field(description="shown this once; only its hash is kept")
+
+
+class RevokedTokens(_Body):
+    user: str
+    revoked: int
 
 
 class ErrorBody(_Body):

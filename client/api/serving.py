@@ -10,12 +10,15 @@ import logging
 from pathlib import Path
 
 from pathloop.client.api import TokenStore, create_app
+from pathloop.client.api.roles import Role
+from pathloop.client.api.token_admin import issue_token
 from pathloop.client.settings import SiteSettings
+from pathloop.client.store import Store
 
 logger = logging.getLogger(__name__)
 
-FIRST_USER = "pathologist"
-"""Who gets a token when a site is served for the first time."""
+FIRST_USER = "admin"
+"""Who gets a token (role admin) when a site is served for the first time from a terminal."""
 
 
 def viewer_url(settings: SiteSettings, token: str | None, *, port: int | None = None) -> str:
@@ -27,12 +30,15 @@ def viewer_url(settings: SiteSettings, token: str | None, *, port: int | None = 
     return f"{url}#token={token}" if token else url
 
 
-def first_token(settings: SiteSettings) -> str | None:
-    """A new token for :data:`FIRST_USER` when nobody has one yet (else ``None``)."""
+def first_token(settings: SiteSettings, *, actor: str) -> str | None:
+    """A new admin token for :data:`FIRST_USER` when nobody has one yet (else ``None``),
+    made by ``actor`` (audited)."""
     tokens = TokenStore.for_data_dir(settings.data_dir)
     if not settings.api.require_token or tokens.users():
         return None
-    return tokens.add(FIRST_USER)
+    with Store.open(settings) as store:
+        return issue_token(tokens, store, actor=actor, user=FIRST_USER, role=Role.ADMIN,
+                           via="cli")
 
 
 def serve(settings: SiteSettings, *, host: str | None = None, port: int | None = None,

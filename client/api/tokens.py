@@ -1,8 +1,9 @@
 """API tokens of the site service's users, kept as SHA-256 hashes in the data folder.
 
-``<data-dir>/api-tokens.json`` (mode 0600) lists ``{"user", "sha256", "created_at"}``; the
-token itself is shown once, when it is made, and never stored. A user may hold several
-tokens (one per browser or script); revoking a user drops them all.
+``<data-dir>/api-tokens.json`` (mode 0600) lists ``{"user", "role", "sha256", "created_at"}``;
+the token itself is shown once, when it is made, and never stored. A user may hold several
+tokens (one per browser or script), all of one role; revoking a user drops them all. An
+entry without a role (a file written before roles existed) is a pathologist's.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pathloop.client.api.roles import DEFAULT_ROLE, Identity, Role
 from pathloop.client.errors import ConfigError, InputError
 
 TOKENS_FILE = "api-tokens.json"
@@ -35,13 +37,25 @@ class TokenStore:
         """The token file of a site's data folder."""
         return cls(data_dir / TOKENS_FILE)
 
-    def add(self, user: str) -> str:
-        """Make a new token for ``user``; return it (it cannot be shown again)."""
+    def add(self, user: str, role: Role | str = DEFAULT_ROLE) -> str:
+        """Make a new token for ``user`` with ``role``; return it (it cannot be shown again).
+
+        Raises
+        ------
+        InputError
+            The user name or role is not valid, or the user already holds tokens of another
+            role (revoke them first: a change of role is a new token).
+        """
         if not _USER.match(user):
             raise InputError(f"user name {user!r}: 1-64 letters, digits, '.', '_', '@' or '-'")
-        token = secrets.token_urlsafe(32)
+        role = parse_role(role)
         entries = self._read()
-        entries.append({"user": user, "sha256": _digest(token),
+        held = {_role(e) for e in entries if e["user"] == user}
+        if held - {role}:
+            raise InputError(f"{user} holds {held.pop()} tokens: revoke them before giving "
+                             f"{user} the role {role}")
+        token = secrets.token_urlsafe(32)
+        entries.append({"user": user, "role": str(role), "sha256": _digest(token),
                         "created_at": datetime.now(UTC).isoformat(timespec="seconds")})
         self._write(entries)
         return token
@@ -55,15 +69,23 @@ class TokenStore:
 
     def users(self) -> list[str]:
         """Users holding at least one token, in the order they were added."""
-        return list(dict.fromkeys(e["user"] for e in self._read()))
+        return list(self.roles())
 
-    def user_for(self, token: str) -> str | None:
-        """The user a token belongs to, or ``None`` (compared in constant time)."""
+    def roles(self) -> dict[str, Role]:
+        """Each user holding at least one token and their role, in the order they were added."""
+        return {e["user"]: _role(e) for e in self._read()}
+
+    def role_of(self, user: str) -> Role | None:
+        """The role of ``user``'s tokens, or ``None`` when they hold none."""
+        return self.roles().get(user)
+
+    def identity_for(self, token: str) -> Identity | None:
+        """The user and role a token belongs to, or ``None`` (compared in constant time)."""
         digest = _digest(token)
         found = None
         for entry in self._read():
             if hmac.compare_digest(entry["sha256"], digest):
-                found = entry["user"]
+                found = Identity(entry["user"], _role(entry))
         return found
 
     def _read(self) -> list[dict[str, Any]]:
@@ -85,6 +107,10 @@ class TokenStore:
         if not isinstance(entries, list) or not all(
                 isinstance(e, dict) and {"user", "sha256"} <= e.keys() for e in entries):
             raise ConfigError(f"{self.path}: not a token file (expected a list of users)")
+        for entry in entries:
+            if str(entry.get("role", DEFAULT_ROLE)) not in set(Role):
+                raise ConfigError(f"{self.path}: user {entry['user']!r} has the unknown role "
+                                  f"{entry['role']!r} (one of {', '.join(Role)})")
         self._cached = (stamp, entries)
         return list(entries)
 
@@ -98,6 +124,18 @@ class TokenStore:
             file.flush()
             os.fsync(file.fileno())
         os.replace(staged, self.path)
+
+
+def parse_role(role: Role | str) -> Role:
+    """``role`` as a :class:`Role`; :class:`InputError` naming the roles when it is none."""
+    try:
+        return Role(role)
+    except ValueError:
+        raise InputError(f"role {role!r}: one of {', '.join(Role)}") from None
+
+
+def _role(entry: dict[str, Any]) -> Role:
+    return Role(entry.get("role", DEFAULT_ROLE))
 
 
 def _digest(token: str) -> str:

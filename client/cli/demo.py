@@ -68,7 +68,8 @@ def demo(
         from pathloop.client.api.serving import serve, viewer_url
 
         settings = viewer_settings(summary)
-        token = TokenStore.for_data_dir(settings.data_dir).add("demo-pathologist")
+        # The demo's one user also runs jobs from the viewer.
+        token = TokenStore.for_data_dir(settings.data_dir).add("demo-pathologist", "operator")
         console.print(f"Viewer of site {settings.site_id} (Ctrl+C stops it): "
                       f"{viewer_url(settings, token, port=port)}", highlight=False, soft_wrap=True)
         serve(settings, port=port)

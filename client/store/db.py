@@ -97,7 +97,9 @@ def write_session(engine: Engine) -> Iterator[Session]:
         with Session(writer, expire_on_commit=False) as session, session.begin():
             yield session
     except IntegrityError as error:
-        raise ConflictError(f"a concurrent change conflicts with this one: {error.orig}") from error
+        # The database's words (table, columns, SQL) stay on __cause__ for the log.
+        raise ConflictError("a concurrent change conflicts with this one: load the latest "
+                            "version and try again") from error
     except SQLAlchemyError as error:
         raise StoreError(f"the store failed: {error}") from error
 

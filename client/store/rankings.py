@@ -177,24 +177,26 @@ def claim(session: Session, patch_id: int, user: str, *, force: bool = False
     return get_patch(session, patch_id)
 
 
-def release(session: Session, patch_id: int, user: str) -> RankedPatchRecord:
-    """Drop ``user``'s claim on a ranked patch (nothing happens when they hold none).
+def release(session: Session, patch_id: int, user: str, *, force: bool = False
+            ) -> RankedPatchRecord:
+    """Drop ``user``'s claim on a ranked patch (nothing happens when nobody holds one).
 
     Raises
     ------
     ConflictError
-        Someone else holds the claim.
+        Someone else holds the claim (``force`` drops it, audited as such).
     """
     before = get_patch(session, patch_id)
     if before.claimed_by is None:
         return before
-    if before.claimed_by != user:
+    if before.claimed_by != user and not force:
         raise ConflictError(f"ranked patch {patch_id} is claimed by {before.claimed_by}, "
                             f"not {user}")
     session.execute(update(RankedPatch).where(RankedPatch.id == patch_id)
                     .values(claimed_by=None, claimed_at=None))
+    details = {} if before.claimed_by == user else {"from": before.claimed_by, "forced": True}
     audit.append(session, actor=user, action="ranked_patch.release",
-                 subject=audit.subject("ranked_patch", patch_id), details={})
+                 subject=audit.subject("ranked_patch", patch_id), details=details)
     session.expire_all()
     return get_patch(session, patch_id)
 

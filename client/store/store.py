@@ -311,10 +311,11 @@ class Store:
         with write_session(self.engine) as session:
             return rankings.claim(session, patch_id, user, force=force)
 
-    def release_patch(self, patch_id: int, user: str) -> RankedPatchRecord:
-        """Drop ``user``'s claim on a ranked patch."""
+    def release_patch(self, patch_id: int, user: str, *, force: bool = False
+                      ) -> RankedPatchRecord:
+        """Drop ``user``'s claim on a ranked patch (another user's too with ``force``)."""
         with write_session(self.engine) as session:
-            return rankings.release(session, patch_id, user)
+            return rankings.release(session, patch_id, user, force=force)
 
     # --- corrections --------------------------------------------------------------------------
 
@@ -367,6 +368,17 @@ class Store:
             return corrections.history(session, patch)
 
     # --- audit --------------------------------------------------------------------------------
+
+    def record_event(self, *, actor: str, action: str, subject: str,
+                     details: Mapping[str, Any] | None = None) -> None:
+        """Append an event that changes no record to the audit log: a read of a slide, a
+        refused request, a change of API tokens (which live outside the database).
+
+        ``subject`` is like ``"slide:3"`` or ``"user:dr-smith"``; ``details`` are
+        JSON-compatible facts, never a secret.
+        """
+        with write_session(self.engine) as session:
+            audit.append(session, actor=actor, action=action, subject=subject, details=details)
 
     def audit_events(
         self,

@@ -3,6 +3,8 @@ managed from another process with ``pathloop api token`` as a hospital admin wou
 
 from __future__ import annotations
 
+import getpass
+import re
 import socket
 import subprocess
 import sys
@@ -12,6 +14,9 @@ from pathlib import Path
 import httpx
 import psutil
 from support.site import serving
+
+from pathloop.client.settings import SiteSettings
+from pathloop.client.store import AuditEvent, Store
 
 
 def _config(folder: Path, extra: str = "") -> Path:
@@ -27,16 +32,21 @@ def _pathloop(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
+def _audit(config: Path, action: str) -> list[AuditEvent]:
+    with Store.open(SiteSettings.from_file(config)) as store:
+        return store.audit_events(action=action)
+
+
 def test_a_revoked_token_is_refused_on_its_next_request(tmp_path: Path) -> None:
     config = _config(tmp_path)
     alice = _pathloop(config, "api", "token", "add", "alice").stdout.strip()
-    bob = _pathloop(config, "api", "token", "add", "bob").stdout.strip()
+    bob = _pathloop(config, "api", "token", "add", "bob", "--role", "reviewer").stdout.strip()
     with serving(config) as (url, _, _), httpx.Client(base_url=url, timeout=10) as client:
         def me(token: str) -> httpx.Response:
             return client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
 
-        assert me(alice).json() == {"user": "alice"}
-        assert me(bob).json() == {"user": "bob"}
+        assert me(alice).json() == {"user": "alice", "role": "pathologist"}
+        assert me(bob).json() == {"user": "bob", "role": "reviewer"}
         assert client.get("/api/me").status_code == 401  # no token
         assert me(alice + "x").status_code == 401  # not a token of this site
 
@@ -47,15 +57,35 @@ def test_a_revoked_token_is_refused_on_its_next_request(tmp_path: Path) -> None:
         assert refused.json()["detail"] == "the token is not valid for this site"
         assert client.get("/api/slides", headers={
             "Authorization": f"Bearer {alice}"}).status_code == 401
-        assert me(bob).json() == {"user": "bob"}  # other users are untouched
-    assert _pathloop(config, "api", "token", "list").stdout.split() == ["bob"]
+        assert me(bob).json() == {"user": "bob", "role": "reviewer"}  # others are untouched
+    assert _pathloop(config, "api", "token", "list").stdout.splitlines() == ["bob\treviewer"]
+    # Every change is in the audit log: who ran the command, for whom, which role; no token.
+    actor = f"cli:{getpass.getuser()}"
+    changes = _audit(config, "token.add") + _audit(config, "token.revoke")
+    assert [(e.actor, e.action, e.subject, e.details) for e in changes] == [
+        (actor, "token.add", "user:alice", {"role": "pathologist", "via": "cli"}),
+        (actor, "token.add", "user:bob", {"role": "reviewer", "via": "cli"}),
+        (actor, "token.revoke", "user:alice", {"role": "pathologist", "tokens": 1,
+                                                "via": "cli"})]
 
 
-def test_without_require_token_anyone_local_may_call_and_start_up_warns(
+def test_an_unknown_role_is_refused_by_the_cli(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "pathloop.client", "--config", str(config),
+                           "api", "token", "add", "eve", "--role", "root"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip() == ("error: role 'root': one of pathologist, reviewer, "
+                                   "operator, admin")
+    assert not (tmp_path / "data" / "api-tokens.json").exists()
+
+
+def test_without_require_token_the_local_user_is_admin_and_start_up_warns(
         tmp_path: Path) -> None:
     config = _config(tmp_path, "[api]\nrequire-token = false\n")
     with serving(config) as (url, log, _):
-        assert httpx.get(f"{url}/api/me", timeout=10).json() == {"user": "local"}
+        assert httpx.get(f"{url}/api/me", timeout=10).json() == {"user": "local",
+                                                                  "role": "admin"}
         assert httpx.get(f"{url}/api/slides", timeout=10).json() == []
         printed = log.read_text()
     assert "[api] require-token is false: anyone who reaches 127.0.0.1" in printed
@@ -63,16 +93,29 @@ def test_without_require_token_anyone_local_may_call_and_start_up_warns(
     assert not (tmp_path / "data" / "api-tokens.json").exists()
 
 
-def test_a_site_that_requires_tokens_makes_the_first_one_at_start_up(tmp_path: Path) -> None:
+def test_on_a_terminal_start_up_makes_and_shows_the_first_admin_token(tmp_path: Path) -> None:
     config = _config(tmp_path)
-    with serving(config) as (url, log, _):
+    with serving(config, tty=True) as (url, log, _):
         printed = log.read_text()
         token = printed.split("#token=", 1)[1].split()[0]
-        assert httpx.get(f"{url}/api/me", timeout=10,
-                         headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        assert httpx.get(f"{url}/api/me", timeout=10, headers={
+            "Authorization": f"Bearer {token}"}).json() == {"user": "admin", "role": "admin"}
         assert httpx.get(f"{url}/api/me", timeout=10).status_code == 401
     assert "require-token is false" not in printed
     assert (tmp_path / "data" / "api-tokens.json").stat().st_mode & 0o077 == 0
+    (made,) = _audit(config, "token.add")
+    assert (made.subject, made.details) == ("user:admin", {"role": "admin", "via": "cli"})
+
+
+def test_without_a_terminal_no_token_is_made_or_logged(tmp_path: Path) -> None:
+    """Under systemd or a redirect the console is a log: it gets how to make a token."""
+    config = _config(tmp_path)
+    with serving(config) as (url, log, _):
+        assert httpx.get(f"{url}/api/me", timeout=10).status_code == 401
+        printed = log.read_text()
+    assert not re.search(r"#token=[\w-]", printed)  # the hint says "#token=…"
+    assert "pathloop api token add NAME --role ROLE" in printed
+    assert not (tmp_path / "data" / "api-tokens.json").exists()
 
 
 def _raw_post(url: str, head: str, body_bytes: int) -> bytes:

@@ -59,7 +59,7 @@ def test_health_needs_no_token_and_everything_else_does(site: tuple[SiteSettings
             assert wrong.status_code == 401
             assert "not valid" in wrong.json()["detail"]
         assert anonymous.get("/api/me", headers={"Authorization": f"Bearer {token}"}
-                             ).json() == {"user": "dr-test"}
+                             ).json() == {"user": "dr-test", "role": "operator"}
 
 
 def test_cors_is_closed(client: TestClient) -> None:

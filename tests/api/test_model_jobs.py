@@ -48,7 +48,7 @@ def site(shared_data: Path, cmu_svs: Path, tmp_path_factory: pytest.TempPathFact
         version = import_model(settings, store, initial, "initial")
         slide = ingest_slide(settings, store, cmu_svs).slide
         tile_slide(settings, store, slide)
-    token = TokenStore.for_data_dir(settings.data_dir).add("dr-jobs")
+    token = TokenStore.for_data_dir(settings.data_dir).add("dr-jobs", "operator")
     return settings, token, version.id
 
 

@@ -79,3 +79,13 @@ def test_the_store_offers_no_way_to_edit_the_log(store: Store) -> None:
     public = {name for name in dir(store) if not name.startswith("_")}
     assert not {n for n in public if "audit" in n and n != "audit_events"}
     assert not {n for n in public if n.startswith(("delete", "remove", "update"))}
+
+
+def test_an_event_without_a_change_is_appended_alone(store: Store, slide: SlideRecord) -> None:
+    """Reads, refusals and token changes (the token file is outside the database) are
+    recorded on their own."""
+    store.record_event(actor="dr-a", action="slide.view", subject=f"slide:{slide.id}",
+                       details={"request": f"GET /api/slides/{slide.id}"})
+    last = store.audit_events()[-1]
+    assert (last.actor, last.action, last.subject) == ("dr-a", "slide.view", f"slide:{slide.id}")
+    assert last.details == {"request": f"GET /api/slides/{slide.id}"}

@@ -224,7 +224,7 @@ def test_the_public_surface() -> None:
         "latest_model_version", "add_ranking",
         "latest_ranking", "ranked_patches", "set_patch_status", "get_ranked_patch",
         "claim_patch", "release_patch", "save_correction",
-        "latest_corrections", "correction_history", "audit_events",
+        "latest_corrections", "correction_history", "audit_events", "record_event",
     }  # fmt: skip
 
 
@@ -245,8 +245,14 @@ def test_a_claim_is_held_by_one_user_and_audited(tmp_path: Path) -> None:
             store.release_patch(patch.id, "bob")
         assert store.claim_patch(patch.id, "bob", force=True).claimed_by == "bob"
         assert store.release_patch(patch.id, "bob").claimed_by is None
-        actions = [e.action for e in store.audit_events(subject=f"ranked_patch:{patch.id}")]
-        assert actions == ["ranked_patch.claim", "ranked_patch.claim", "ranked_patch.release"]
+        store.claim_patch(patch.id, "ann")
+        assert store.release_patch(patch.id, "rev", force=True).claimed_by is None
+        events = store.audit_events(subject=f"ranked_patch:{patch.id}")
+        assert [e.action for e in events] == [
+            "ranked_patch.claim", "ranked_patch.claim", "ranked_patch.release",
+            "ranked_patch.claim", "ranked_patch.release"]
+        assert events[-1].actor == "rev"
+        assert events[-1].details == {"from": "ann", "forced": True}
 
 
 def test_the_data_folder_is_made_and_kept_owner_only(tmp_path: Path) -> None:

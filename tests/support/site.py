@@ -10,6 +10,7 @@ free 127.0.0.1 port; :func:`serving` runs ``pathloop serve`` in its own process.
 from __future__ import annotations
 
 import os
+import pty
 import socket
 import subprocess
 import sys
@@ -39,9 +40,10 @@ START_TIMEOUT = 60.0
 """Seconds `pathloop serve` may take to answer its health check."""
 
 
-def make_site(tmp_path: Path, slide_path: Path, *, k: int = 5, viewer_dir: Path | None = None
-              ) -> tuple[SiteSettings, str]:
-    """A site store with ``slide_path`` ingested, tiled, predicted and ranked; a token."""
+def make_site(tmp_path: Path, slide_path: Path, *, k: int = 5, viewer_dir: Path | None = None,
+              role: str = "operator") -> tuple[SiteSettings, str]:
+    """A site store with ``slide_path`` ingested, tiled, predicted and ranked; a token of
+    :data:`USER` with ``role`` (default operator: the API tests also run jobs)."""
     from pathloop.client.inference import predict_slide
     from pathloop.client.tiling import compute_tissue_mask
 
@@ -65,7 +67,7 @@ def make_site(tmp_path: Path, slide_path: Path, *, k: int = 5, viewer_dir: Path 
                            mpp=MODEL_MPP, downsample="mode")
         rank_stored_slide(settings, store, slide, spec=PatchSpec(size=PATCH, mpp=MODEL_MPP),
                           k=k)
-    token = TokenStore.for_data_dir(settings.data_dir).add(USER)
+    token = TokenStore.for_data_dir(settings.data_dir).add(USER, role)
     return settings, token
 
 
@@ -100,16 +102,28 @@ def app_server(settings: SiteSettings) -> Iterator[str]:
 
 
 @contextmanager
-def serving(config: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+def serving(config: Path, *, tty: bool = False
+             ) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
     """``pathloop serve`` on a free port until the block ends; its URL, console log and
-    process."""
+    process. With ``tty`` its output goes to a pseudo-terminal (as when an admin runs it in a
+    shell) and is copied to the log; else to the log file (as under systemd)."""
     port = free_port()
     log = config.parent / "serve.log"
-    with log.open("w") as console:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pathloop.client", "--config", str(config), "serve",
-             "--port", str(port)], stdout=console, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    command = [sys.executable, "-m", "pathloop.client", "--config", str(config), "serve",
+               "--port", str(port)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    copier = None
+    if tty:
+        primary, secondary = pty.openpty()
+        process = subprocess.Popen(command, stdin=secondary, stdout=secondary,
+                                   stderr=secondary, env=env)
+        os.close(secondary)
+        copier = threading.Thread(target=_copy_terminal, args=(primary, log), daemon=True)
+        copier.start()
+    else:
+        with log.open("w") as console:
+            process = subprocess.Popen(command, stdout=console, stderr=subprocess.STDOUT,
+                                       env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -125,3 +139,20 @@ def serving(config: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]
     finally:
         process.terminate()
         process.wait(timeout=30)
+        if copier is not None:
+            copier.join(timeout=10)
+
+
+def _copy_terminal(primary: int, log: Path) -> None:
+    """Copy what a process writes to its terminal into ``log`` until the terminal closes."""
+    with log.open("wb") as copy:
+        while True:
+            try:
+                data = os.read(primary, 4096)
+            except OSError:  # EIO: every writer closed the terminal
+                break
+            if not data:
+                break
+            copy.write(data)
+            copy.flush()
+    os.close(primary)

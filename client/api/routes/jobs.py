@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from pathloop.client.api import convert, schemas
-from pathloop.client.api.dependencies import ERRORS, SiteDep, UserDep, own_slide
+from pathloop.client.api.dependencies import ERRORS, OperatorDep, SiteDep, UserDep, own_slide
 from pathloop.client.api.jobs import FINAL_STATES, Job
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -22,12 +22,14 @@ def list_jobs(site: SiteDep, user: UserDep) -> list[schemas.JobInfo]:
 
 
 @router.post("", response_model=schemas.JobInfo, status_code=202, responses=ERRORS)
-def submit_job(body: schemas.JobRequest, site: SiteDep, user: UserDep) -> schemas.JobInfo:
-    """Queue a job (tile, predict, rank or train); it runs after those before it."""
+def submit_job(body: schemas.JobRequest, site: SiteDep, operator: OperatorDep
+               ) -> schemas.JobInfo:
+    """Queue a job (tile, predict, rank or train); it runs after those before it (operator
+    role: training makes the site's next model version)."""
     if body.slide_id is not None:
         own_slide(site, body.slide_id)
     return convert.job(site.jobs.submit(body.kind, slide_id=body.slide_id,
-                                        params=body.params, user=user))
+                                        params=body.params, user=operator.user))
 
 
 @router.get("/{job_id}", response_model=schemas.JobInfo, responses=ERRORS)
@@ -37,8 +39,8 @@ def get_job(job_id: str, site: SiteDep, user: UserDep) -> schemas.JobInfo:
 
 
 @router.post("/{job_id}/cancel", response_model=schemas.JobInfo, responses=ERRORS)
-def cancel_job(job_id: str, site: SiteDep, user: UserDep) -> schemas.JobInfo:
-    """Stop a job (at its next progress step when it is running)."""
+def cancel_job(job_id: str, site: SiteDep, operator: OperatorDep) -> schemas.JobInfo:
+    """Stop a job (at its next progress step when it is running; operator role)."""
     return convert.job(site.jobs.cancel(job_id))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from pathloop.client.api import schemas
-from pathloop.client.api.dependencies import SiteDep, UserDep, service_version
+from pathloop.client.api.dependencies import IdentityDep, SiteDep, service_version
 
 router = APIRouter(prefix="/api", tags=["site"])
 
@@ -17,6 +17,6 @@ def health(site: SiteDep) -> schemas.Health:
 
 
 @router.get("/me", response_model=schemas.Me)
-def me(user: UserDep) -> schemas.Me:
-    """Who the token belongs to."""
-    return schemas.Me(user=user)
+def me(identity: IdentityDep) -> schemas.Me:
+    """Who the token belongs to, and their role."""
+    return schemas.Me(user=identity.user, role=identity.role.value)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from pathloop.client.api import convert, schemas
-from pathloop.client.api.dependencies import ERRORS, SiteDep, UserDep, own_slide
+from pathloop.client.api.dependencies import ERRORS, IdentityDep, SiteDep, UserDep, viewed_slide
 from pathloop.client.api.params import SlideId
 from pathloop.client.store import SlideRecord, Store
 
@@ -20,9 +20,10 @@ def list_slides(site: SiteDep, user: UserDep) -> list[schemas.SlideSummary]:
 
 
 @router.get("/{slide_id}", response_model=schemas.SlideDetail, responses=ERRORS)
-def get_slide(slide_id: SlideId, site: SiteDep, user: UserDep) -> schemas.SlideDetail:
-    """A slide with its Deep Zoom pyramid, overlays and labels."""
-    slide = own_slide(site, slide_id)
+def get_slide(slide_id: SlideId, request: Request, site: SiteDep, identity: IdentityDep
+              ) -> schemas.SlideDetail:
+    """A slide with its Deep Zoom pyramid, overlays and labels (the read is audited)."""
+    slide = viewed_slide(site, request, identity, slide_id)
     overlays = site.tiles.overlays(slide, fresh=True)
     summary = convert.slide_summary(slide, _counts(site.store, slide))
     return schemas.SlideDetail(

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from pathloop.client.api.dependencies import ERRORS, JPEG, PNG, SiteDep, UserDep, own_slide
+from pathloop.client.api.dependencies import (
+    ERRORS,
+    JPEG,
+    PNG,
+    IdentityDep,
+    SiteDep,
+    UserDep,
+    own_slide,
+    viewed_slide,
+)
 from pathloop.client.api.params import SlideId, TileIndex
 
 router = APIRouter(prefix="/api/slides/{slide_id}", tags=["slides"])
 
 
 @router.get("/slide.dzi", responses=ERRORS, response_class=Response)
-def get_dzi(slide_id: SlideId, site: SiteDep, user: UserDep) -> Response:
-    """The slide's Deep Zoom descriptor (XML)."""
-    slide = own_slide(site, slide_id)
+def get_dzi(slide_id: SlideId, request: Request, site: SiteDep, identity: IdentityDep
+            ) -> Response:
+    """The slide's Deep Zoom descriptor (XML; the read is audited, its tiles' are not)."""
+    slide = viewed_slide(site, request, identity, slide_id)
     return Response(site.tiles.grid(slide).dzi_xml("jpeg"), media_type="application/xml")
 
 
