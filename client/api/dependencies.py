@@ -20,6 +20,7 @@ from pathloop.client.api import convert, schemas
 from pathloop.client.api.jobs import JobRunner
 from pathloop.client.api.roles import Identity, Role, patch_change_refusal
 from pathloop.client.api.tiles import TileService
+from pathloop.client.api.token_gate import BAD_TOKEN, NO_TOKEN
 from pathloop.client.api.tokens import TokenStore
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import SlideRecord, Store
@@ -64,12 +65,10 @@ async def _identity(site: SiteDep, credentials: Annotated[
     if not site.settings.api.require_token:
         return LOCAL
     if credentials is None:
-        raise HTTPException(401, "a token is needed: send 'Authorization: Bearer <token>'",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, NO_TOKEN, headers={"WWW-Authenticate": "Bearer"})
     identity = site.tokens.identity_for(credentials.credentials)
     if identity is None:
-        raise HTTPException(401, "the token is not valid for this site",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, BAD_TOKEN, headers={"WWW-Authenticate": "Bearer"})
     return identity
 
 

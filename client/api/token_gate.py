@@ -43,7 +43,7 @@ class TokenGate:
         token = _bearer_token(scope)
         if token is None:
             await _refuse(send, NO_TOKEN)
-        elif site.tokens.user_for(token) is None:
+        elif site.tokens.identity_for(token) is None:
             await _refuse(send, BAD_TOKEN)
         else:
             await self.app(scope, receive, send)

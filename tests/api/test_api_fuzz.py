@@ -4,7 +4,8 @@ the site's token and without one.
 
 Every answer must be documented (status, content type, body schema) and never a 5xx; without
 a token every route but ``/api/health`` is 401; a request answered 4xx changes nothing stored
-(the database and every raster file are compared before and after it); afterwards the
+(the database's tables and every raster file are compared before and after it) but for the
+audit log's record of a 403 (a role that may not do it); afterwards the
 process is alive and ``/api/health`` answers 200. Generation is derandomized, so a run
 repeats. ``POST /api/jobs`` with the token gets schema-violating bodies only: a valid one
 queues real work (tiling, training) that would compete for the machine's cores.
@@ -64,6 +65,19 @@ class _StoreState:
                     files.append((os.path.join(folder, name), stat.st_size, stat.st_mtime_ns))
         return int(version), tuple(sorted(files))
 
+    def tables(self) -> int:
+        """A hash of every table's rows but the audit log's."""
+        names = [n for (n,) in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            if n != "audit_events"]
+        return hash(tuple(tuple(self._db.execute(f'SELECT * FROM "{n}" ORDER BY rowid'))
+                          for n in names))
+
+    def audit_actions_after(self, event_id: int) -> list[tuple[int, str]]:
+        """The audit log's events after ``event_id``: (id, action)."""
+        return list(self._db.execute(
+            "SELECT id, action FROM audit_events WHERE id > ? ORDER BY id", (event_id,)))
+
     def close(self) -> None:
         self._db.close()
 
@@ -97,18 +111,33 @@ def test_generated_requests_get_documented_answers_and_refusals_change_nothing(
         schema = schemathesis.openapi.from_url(f"{url}/api/openapi.json")
         operations = [result.ok() for result in schema.get_all_operations()]
         before = state.snapshot()
+        tables = state.tables()
+        last_event = max((i for i, _ in state.audit_actions_after(-1)), default=0)
 
         def caller(operation: schemathesis.APIOperation, headers: dict[str, str], who: str
                    ) -> Callable[[Case], None]:
             def call(case: Case) -> None:
-                nonlocal before
+                nonlocal before, tables, last_event
                 response = case.call(base_url=url, session=session, headers=headers,
                                      timeout=30)
                 statuses[(who, response.status_code)] += 1
                 after = state.snapshot()
                 where = f"{who}: {operation.label} -> {response.status_code}"
-                if 400 <= response.status_code < 500 and after != before:
-                    problems.append(f"{where} changed the store: {case.as_curl_command()}")
+                if after[0] != before[0]:  # something was committed: what?
+                    events = state.audit_actions_after(last_event)
+                    last_event = max((i for i, _ in events), default=last_event)
+                    changed_tables = state.tables()
+                    refused = 400 <= response.status_code < 500
+                    # A refusal for want of a role writes its attempt to the audit log,
+                    # and nothing else; any other 4xx writes nothing at all.
+                    if refused and (changed_tables != tables or any(
+                            action != "access.denied" or response.status_code != 403
+                            for _, action in events)):
+                        problems.append(f"{where} changed the store: "
+                                        f"{case.as_curl_command()}")
+                    tables = changed_tables
+                if 400 <= response.status_code < 500 and after[1] != before[1]:
+                    problems.append(f"{where} changed a file: {case.as_curl_command()}")
                 before = after
                 if who == "no token" and operation.label not in OPEN_OPERATIONS \
                         and response.status_code != 401:
