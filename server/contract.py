@@ -42,6 +42,15 @@ QUERY = "query"
 #: The SuperNode's node-config key naming the site's pathloop TOML file.
 SITE_CONFIG_KEY = "site-config"
 
+# The Flower App's identity: the central team writes a bundle naming these components
+# (:mod:`pathloop.server.flower_project`) and a site runs a run only if its bundle is that
+# bundle and nothing more (:mod:`pathloop.client.federation.bundle`).
+APP_NAME = "pathloop"
+SERVER_APP = "pathloop.server.flower_app:app"
+CLIENT_APP = "pathloop.client.federation.client_app:app"
+#: The files of the bundle (``.info/CONTENT`` is Flower's list of the others' digests).
+APP_FILES = frozenset({"pyproject.toml", "README.md", ".info/CONTENT"})
+
 
 class ConfigKey:
     """Keys of the server's ConfigRecord (kebab-case, Flower's convention)."""
@@ -191,13 +200,17 @@ def plans_digest(plans: Mapping[str, Any]) -> str:
 
 
 __all__ = [
+    "APP_FILES",
+    "APP_NAME",
     "ARRAYS",
+    "CLIENT_APP",
     "CONFIG",
     "EVALUATE",
     "METRICS",
     "PACKED",
     "PROTOCOL_VERSION",
     "QUERY",
+    "SERVER_APP",
     "SITE_CONFIG_KEY",
     "SITE_METRICS",
     "TRAIN",

@@ -40,6 +40,11 @@ DEFAULT_PORT = 9300
 #: The name of the flwr CLI's connection to this SuperLink.
 CONNECTION = "pathloop"
 FINISHED = "finished:"
+#: A SuperNode's own API (its Runtime API: tasks, messages, tokens) listens here only.
+SUPERNODE_HOST = "127.0.0.1"
+SITE_NODE_MODULE = "pathloop.client.federation.site_node"
+#: What a site's ClientApp processes run (the loopback deployment finds them by it).
+CLIENTAPP_MODULE = "pathloop.client.federation.clientapp_task"
 
 
 @dataclass(frozen=True)
@@ -109,9 +114,11 @@ def supernode_command(site_config: Path, superlink: str, root_certificates: Path
     """A site's SuperNode command line: TLS to the SuperLink, authenticated by its key.
 
     ``site_config`` is the site's pathloop TOML file, which the ClientApp reads through the
-    node config; ``port`` is the SuperNode's own local Runtime API port (one per SuperNode
-    on a machine). Kept beside :func:`superlink_command` because both are Flower deployment
-    knowledge, not model code: ``pathloop site join`` uses it.
+    node config; ``port`` is the SuperNode's own Runtime API port (one per SuperNode on a
+    machine), bound to 127.0.0.1. ``--isolation process``: the SuperNode starts no ClientApp
+    itself (Flower's would import the code of whatever bundle a run carries); the site node
+    around it does (:func:`site_node_command`). Kept beside :func:`superlink_command`
+    because both are Flower deployment knowledge, not model code.
     """
     for path, what in ((site_config, "site config"), (root_certificates, "CA certificate"),
                        (private_key, "SuperNode private key")):
@@ -124,8 +131,19 @@ def supernode_command(site_config: Path, superlink: str, root_certificates: Path
             "--superlink", superlink,
             "--root-certificates", str(root_certificates.resolve()),
             "--auth-supernode-private-key", str(private_key.resolve()),
-            "--port", str(port),
+            "--isolation", "process",
+            "--host", SUPERNODE_HOST, "--port", str(port),
             "--node-config", f"{SITE_CONFIG_KEY}='{site_config.resolve()}'"]
+
+
+def site_node_command(supernode: list[str], port: int) -> list[str]:
+    """The site's node: the SuperNode ``supernode`` (its Runtime API on ``port``) run by
+    pathloop's site node, which answers every ClientApp task with the installed pathloop
+    ClientApp and refuses a run whose bundle is not pathloop's
+    (:mod:`pathloop.client.federation.site_node`; named here, not imported: the
+    aggregation host needs no site code)."""
+    return [sys.executable, "-m", SITE_NODE_MODULE,
+            "--runtime-api-address", f"{SUPERNODE_HOST}:{port}", "--", *supernode]
 
 
 TELEMETRY_OFF = {"FLWR_TELEMETRY_ENABLED": "0"}
@@ -259,6 +277,7 @@ def _flower_tool(name: str) -> str:
     return found
 
 
-__all__ = ["CONNECTION", "DEFAULT_HOST", "DEFAULT_PORT", "TELEMETRY_OFF", "FlowerCli",
-           "ServerLayout", "process_environment", "superlink_command", "supernode_command",
-           "write_cli_config"]
+__all__ = ["CLIENTAPP_MODULE", "CONNECTION", "DEFAULT_HOST", "DEFAULT_PORT", "SITE_NODE_MODULE",
+           "SUPERNODE_HOST", "TELEMETRY_OFF", "FlowerCli", "ServerLayout",
+           "process_environment", "site_node_command", "superlink_command",
+           "supernode_command", "write_cli_config"]

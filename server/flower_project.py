@@ -8,7 +8,8 @@ own rather than kept in the repository's root (whose virtualenv and viewer packa
 would walk on every run, and which an installed pathloop does not have).
 
 The run config it declares is :class:`~pathloop.server.settings.ServerSettings`' fields with
-their defaults: one source of truth for keys and defaults.
+their defaults: one source of truth for keys and defaults. Its names and files are the wire
+contract's (:data:`~pathloop.server.contract.APP_FILES`): a site refuses any bundle with more.
 """
 
 from __future__ import annotations
@@ -18,12 +19,10 @@ from typing import Any
 
 import tomli_w
 
+from pathloop.server.contract import APP_NAME, CLIENT_APP, SERVER_APP
 from pathloop.server.settings import ServerSettings
 
-APP_NAME = "pathloop"
 APP_VERSION = "1.0.0"
-SERVER_APP = "pathloop.server.flower_app:app"
-CLIENT_APP = "pathloop.client.federation.client_app:app"
 
 
 def app_config_defaults() -> dict[str, Any]:

@@ -31,9 +31,11 @@ from pathloop.server.credentials import (
     make_server_credentials,
 )
 from pathloop.server.deployment import (
+    CLIENTAPP_MODULE,
     FlowerCli,
     ServerLayout,
     process_environment,
+    site_node_command,
     superlink_command,
     supernode_command,
     write_cli_config,
@@ -102,7 +104,8 @@ class LoopbackFederation:
 
     def start_supernode(self, name: str, site_config: Path, threads: int | None = None
                         ) -> None:
-        """Start SuperNode ``name`` for the site whose pathloop config is ``site_config``.
+        """Start SuperNode ``name`` for the site whose pathloop config is ``site_config``,
+        as ``pathloop site join`` does: under pathloop's site node, which runs its ClientApps.
 
         ``threads`` caps the compute threads of its ClientApps (``OMP_NUM_THREADS``): sites
         sharing one machine's cores should share them, not each spin up one thread per core.
@@ -110,9 +113,10 @@ class LoopbackFederation:
         key = self.node_key(name)
         env = {} if threads is None else {"OMP_NUM_THREADS": str(threads),
                                           "MKL_NUM_THREADS": str(threads)}
-        self._spawn(name, supernode_command(site_config, self.address,
-                                            self.layout.credentials.ca_certificate,
-                                            key.private, free_port()), env)
+        port = free_port()
+        supernode = supernode_command(site_config, self.address,
+                                      self.layout.credentials.ca_certificate, key.private, port)
+        self._spawn(name, site_node_command(supernode, port), env)
 
     def wait_online(self, count: int, timeout: float = 90.0) -> list[dict[str, Any]]:
         """Wait until ``count`` SuperNodes are online; the node list."""
@@ -147,7 +151,7 @@ class LoopbackFederation:
         apps = []
         for child in self.children(name):
             try:
-                if any("flwr-clientapp" in part for part in child.cmdline()):
+                if CLIENTAPP_MODULE in child.cmdline():
                     apps.append(child)
             except psutil.NoSuchProcess:
                 continue

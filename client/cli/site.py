@@ -32,12 +32,21 @@ def site_join(
     superlink: str = typer.Option(..., "--superlink", help="The SuperLink's HOST:PORT."),
     ca: Path = typer.Option(..., "--ca", help="The federation's CA certificate (ca.crt)."),
     key: Path = typer.Option(..., "--key", help="This site's SuperNode private key."),
-    port: int = typer.Option(9094, "--port", help="The SuperNode's local Runtime API port."),
+    port: int = typer.Option(9094, "--port", help="The SuperNode's Runtime API port "
+                                                  "(127.0.0.1 only)."),
 ) -> None:
-    """Run this site's SuperNode in the foreground (the site config from --config)."""
+    """Run this site's SuperNode in the foreground (the site config from --config).
+
+    Its ClientApp tasks run the installed pathloop ClientApp; a run whose app bundle is not
+    pathloop's is refused (see docs/federation.md).
+    """
     import os
 
-    from pathloop.server.deployment import process_environment, supernode_command
+    from pathloop.server.deployment import (
+        process_environment,
+        site_node_command,
+        supernode_command,
+    )
 
     state = cli_state(ctx)
     config = state.config_file
@@ -48,6 +57,6 @@ def site_join(
     if settings.federation.training_images is None:
         raise ConfigError(f"{config}: [federation] names no training-images (see "
                           "docs/federation.md)")
-    command = supernode_command(config, superlink, ca, key, port)
+    command = site_node_command(supernode_command(config, superlink, ca, key, port), port)
     console.print(f"site {settings.site_id}: SuperNode to {superlink}", highlight=False)
     os.execve(command[0], command, process_environment())

@@ -3,20 +3,23 @@ TLS and SuperNode authentication on, real sites (tiny nnU-Net on MoNuSeg organs)
 
 One test, in steps on one deployment (each step builds on the state the one before left,
 so they are not separate tests that would depend on pytest's order): an unregistered key is
-refused; 2 rounds make 2 global versions with lineage; a SuperNode killed mid-round leaves a
-round that completes with the others; a SuperLink killed mid-run and restarted on its
-database lets the next run resume from the last checkpoint.
+refused; 2 rounds make 2 global versions with lineage; a run whose app bundle carries its own
+ClientApp and module is refused by every site and its code never runs; a SuperNode killed
+mid-round leaves a round that completes with the others; a SuperLink killed mid-run and
+restarted on its database lets the next run resume from the last checkpoint.
 """
 
 from __future__ import annotations
 
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
+import tomli_w
 from support.monuseg_sites import make_site, monuseg_cases, train_model
 from typer.testing import CliRunner
 
@@ -27,6 +30,7 @@ from pathloop.client.settings import SiteSettings
 from pathloop.client.store import Store
 from pathloop.client.usecases.models import MODEL_KIND
 from pathloop.server.checkpoints import CheckpointStore
+from pathloop.server.contract import SERVER_APP
 from pathloop.server.federation import read_evaluations
 from pathloop.server.flower_project import write_flower_app
 from pathloop.server.loopback import LoopbackFederation, threads_per_node
@@ -98,12 +102,26 @@ def _flower_runs_with_telemetry_off(deployment: dict[str, Any]) -> None:
     assert checked >= 1 + len(deployment["configs"])
 
 
+def _sites_listen_on_loopback_only(deployment: dict[str, Any]) -> None:
+    """Every socket a site's processes listen on (the SuperNode's Runtime API) is 127.0.0.1."""
+    federation: LoopbackFederation = deployment["federation"]
+    listening = []
+    for name in deployment["configs"]:
+        process = psutil.Process(federation.processes[name].popen.pid)
+        for one in (process, *federation.children(name)):
+            listening += [(name, c.laddr) for c in one.net_connections("inet")
+                          if c.status == psutil.CONN_LISTEN]
+    assert {name for name, _ in listening} == set(deployment["configs"])
+    assert all(address.ip == "127.0.0.1" for _, address in listening), listening
+
+
 def _two_rounds_over_tls_make_checkpoints_with_lineage(deployment: dict[str, Any]) -> None:
     federation: LoopbackFederation = deployment["federation"]
     run = _run(deployment, **{"num-server-rounds": 2, "min-train-nodes": 3,
                               "min-available-nodes": 3, "round-timeout": 600.0})
     _wait_for_clientapp(federation, "site-breast", timeout=300)
     _flower_runs_with_telemetry_off(deployment)  # ClientApps and the ServerApp running too
+    _sites_listen_on_loopback_only(deployment)
     assert federation.cli.wait(run, RUN_TIMEOUT) == COMPLETED
     versions = _versions(deployment)
     assert [v.version for v in versions] == [0, 1, 2]
@@ -120,6 +138,50 @@ def _two_rounds_over_tls_make_checkpoints_with_lineage(deployment: dict[str, Any
         with Store.open(SiteSettings.from_file(config)) as store:
             current = store.latest_model_version(MODEL_KIND)
             assert current is not None and current.provenance["global_version"] == 2
+
+
+def _foreign_app(folder: Path, genuine: Path, marker: Path) -> Path:
+    """pathloop's Flower App with pathloop's ServerApp (the central side runs our code) but a
+    ClientApp of its own: ``evil.py``, whose import writes ``marker``."""
+    project = tomllib.loads((genuine / "pyproject.toml").read_text())
+    project["tool"]["flwr"]["app"]["components"] = {"serverapp": SERVER_APP,
+                                                    "clientapp": "evil:app"}
+    folder.mkdir()
+    (folder / "pyproject.toml").write_text(tomli_w.dumps(project))
+    (folder / "README.md").write_text((genuine / "README.md").read_text())
+    (folder / "evil.py").write_text(
+        "from pathlib import Path\nfrom flwr.clientapp import ClientApp\n"
+        f"Path({str(marker)!r}).write_text('foreign code ran at a site')\n"
+        "app = ClientApp()\n")
+    return folder
+
+
+def _a_run_with_a_foreign_clientapp_is_refused_by_every_site(
+        deployment: dict[str, Any], tmp_path: Path) -> None:
+    federation: LoopbackFederation = deployment["federation"]
+    marker = tmp_path / "foreign-code-ran"
+    foreign = _foreign_app(tmp_path / "foreign-app", deployment["app"], marker)
+    checkpoints = tmp_path / "foreign-checkpoints"  # its ServerApp records what sites said
+    run = federation.cli.start_run(foreign, {
+        "checkpoint-dir": str(checkpoints), "initial-model": str(deployment["initial"]),
+        "num-server-rounds": 1, "min-train-nodes": 3, "min-available-nodes": 3,
+        "round-timeout": 300.0, "local-epochs": 1})
+    federation.cli.wait(run, RUN_TIMEOUT)
+    assert not marker.exists(), "a site imported the foreign bundle's code"
+    # The ServerApp (pathloop's) asked every site to score version 0, before and after the
+    # round: every site refused every time, and the round's training got no update.
+    refusals = read_evaluations(checkpoints)
+    assert {r["node_id"] for r in refusals} == set(deployment["nodes"].values())
+    assert len(refusals) == 2 * len(deployment["nodes"])
+    for row in refusals:
+        assert "dice" not in row and row["error"].startswith(
+            "the site runs only pathloop's own ClientApp: app bundle: files"), row
+        assert "evil.py" in row["error"]
+    assert [v.version for v in CheckpointStore(checkpoints).versions()] == [0]  # no update
+    for name in deployment["configs"]:  # each site said why, in its own log
+        log = (federation.logs / f"{name}.log").read_text()
+        assert f"run {run} refused: app bundle" in log, name
+    assert all(federation.processes[name].alive() for name in deployment["configs"])
 
 
 def _a_supernode_killed_mid_round_leaves_the_round_to_the_others(
@@ -169,8 +231,9 @@ def _a_restarted_superlink_lets_the_next_run_resume(deployment: dict[str, Any]) 
     assert "site-breast, site-kidney" in status.output and "online" in status.output
 
 
-def test_the_deployment_step_by_step(deployment: dict[str, Any]) -> None:
+def test_the_deployment_step_by_step(deployment: dict[str, Any], tmp_path: Path) -> None:
     _a_supernode_with_an_unregistered_key_is_refused(deployment)
     _two_rounds_over_tls_make_checkpoints_with_lineage(deployment)
+    _a_run_with_a_foreign_clientapp_is_refused_by_every_site(deployment, tmp_path)
     _a_supernode_killed_mid_round_leaves_the_round_to_the_others(deployment)
     _a_restarted_superlink_lets_the_next_run_resume(deployment)

@@ -1,18 +1,26 @@
-"""The deployment's pieces without running Flower: credentials, the Flower App, command
-lines, the central team's status and report."""
+"""The deployment's pieces without running Flower: credentials, the Flower App and the
+sites' check of it, command lines, the central team's status and report."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import stat
 import subprocess
 import sys
+import tomllib
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import tomli_w
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key, load_ssh_public_key
+from flwr.app import Context, Message, RecordDict
 from flwr.cli.build import build_fab_from_disk
 from flwr.common.config import get_fab_config, validate_config
 from PIL import Image
@@ -21,10 +29,15 @@ from support.server_sites import fake_site, initial_model, server_settings
 from typer.testing import CliRunner
 
 from pathloop.client.cli.app import app as pathloop_cli
+from pathloop.client.errors import ProtocolError
+from pathloop.client.federation.bundle import check_bundle
+from pathloop.client.federation.client_app import SITE_ERROR
+from pathloop.client.federation.clientapp_task import BUNDLE_REFUSED, answer_task
 from pathloop.server.credentials import make_node_key, make_server_credentials
 from pathloop.server.deployment import (
     ServerLayout,
     process_environment,
+    site_node_command,
     superlink_command,
     supernode_command,
 )
@@ -160,3 +173,105 @@ def test_server_status_and_report_commands(finished_federation: ServerLayout,
                                           "--out", str(tmp_path / "out")])
     assert report.exit_code == 0, report.output
     assert (tmp_path / "out" / "dice_per_round.png").is_file()
+
+
+def _fab(folder: Path, edit: Callable[[Path], None] | None = None) -> tuple[bytes, str]:
+    """pathloop's Flower App as ``flwr run`` bundles it, changed by ``edit`` first."""
+    write_flower_app(folder)
+    if edit is not None:
+        edit(folder)
+    content = build_fab_from_disk(folder)
+    return content, hashlib.sha256(content).hexdigest()
+
+
+def _with_project(change: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
+    def edit(folder: Path) -> None:
+        project = tomllib.loads((folder / "pyproject.toml").read_text())
+        change(project)
+        (folder / "pyproject.toml").write_text(tomli_w.dumps(project))
+    return edit
+
+
+def _components(project: dict[str, Any], clientapp: str) -> None:
+    project["tool"]["flwr"]["app"]["components"]["clientapp"] = clientapp
+
+
+FOREIGN_BUNDLES: dict[str, tuple[Callable[[Path], None], str]] = {
+    "an extra module": (lambda f: (f / "evil.py").write_text("import os\n"),
+                        r"extra: \['evil.py'\]"),
+    "a package": (lambda f: (f / "pkg").mkdir() or (f / "pkg" / "__init__.py").write_text(""),
+                  r"extra: \['pkg/__init__.py'\]"),
+    "another ClientApp": (_with_project(lambda p: _components(p, "evil:app")),
+                          "components .*evil:app"),
+    "an installed module as ClientApp": (
+        _with_project(lambda p: _components(p, "pathloop.server.flower_app:app")),
+        "components"),
+    "an extra component": (_with_project(
+        lambda p: p["tool"]["flwr"]["app"]["components"].update(agentapp="x:app")),
+        "components"),
+    "a dependency": (_with_project(
+        lambda p: p["project"].update(dependencies=["evil-package"])), "dependencies"),
+    "another project": (_with_project(lambda p: p["project"].update(name="other")),
+                        "project 'other'"),
+}
+
+
+def test_the_site_accepts_pathloops_own_bundle(tmp_path: Path) -> None:
+    check_bundle(*_fab(tmp_path / "app"))
+
+
+@pytest.mark.parametrize("kind", sorted(FOREIGN_BUNDLES))
+def test_the_site_refuses_a_bundle_that_is_not_pathloops(tmp_path: Path, kind: str) -> None:
+    edit, reason = FOREIGN_BUNDLES[kind]
+    with pytest.raises(ProtocolError, match=reason):
+        check_bundle(*_fab(tmp_path / "app", edit))
+
+
+def test_the_site_refuses_a_bundle_whose_bytes_are_not_what_flower_lists(
+        tmp_path: Path) -> None:
+    content, digest = _fab(tmp_path / "app")
+    with pytest.raises(ProtocolError, match="does not match its digest"):
+        check_bundle(content, hashlib.sha256(b"other").hexdigest())
+    with pytest.raises(ProtocolError, match="not a zip archive"):
+        check_bundle(b"PK not a zip", hashlib.sha256(b"PK not a zip").hexdigest())
+    # The README swapped after Flower listed the files' digests.
+    swapped = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(content)) as source, zipfile.ZipFile(swapped, "w") as out:
+        for entry in source.infolist():
+            data = source.read(entry)
+            out.writestr(entry, b"changed" if entry.filename == "README.md" else data)
+    with pytest.raises(ProtocolError, match="does not list exactly"):
+        check_bundle(swapped.getvalue(), hashlib.sha256(swapped.getvalue()).hexdigest())
+    assert digest == hashlib.sha256(content).hexdigest()
+
+
+def test_a_refused_bundle_gets_an_error_reply_and_the_installed_app_answers_ours(
+        tmp_path: Path) -> None:
+    FakeGrid({})  # a message takes its run id from the process's task identity
+    message = Message(RecordDict(), dst_node_id=7, message_type="query")
+    context = Context(run_id=1, node_id=7, node_config={}, state=RecordDict(), run_config={})
+    foreign = _fab(tmp_path / "foreign", FOREIGN_BUNDLES["an extra module"][0])
+    reply, details = answer_task(message, context, *foreign)
+    assert reply.has_error() and reply.error.code == BUNDLE_REFUSED
+    assert reply.error.reason.startswith("the site runs only pathloop's own ClientApp")
+    assert details == reply.error.reason
+    # pathloop's bundle: the installed ClientApp answers (this site has no config: its error)
+    reply, details = answer_task(message, context, *_fab(tmp_path / "ours"))
+    assert details == "" and reply.has_error()
+    assert reply.error.code == SITE_ERROR and "ConfigError" in reply.error.reason
+
+
+def test_the_supernode_runs_no_clientapp_itself_and_listens_on_loopback(
+        tmp_path: Path) -> None:
+    made = make_server_credentials(tmp_path / "credentials")
+    key = make_node_key(tmp_path / "keys", "a")
+    config = tmp_path / "site.toml"
+    config.write_text('site-id = "a"\n')
+    node = supernode_command(config, "fl:9300", made.ca_certificate, key.private, 9094)
+    assert node[node.index("--isolation") + 1] == "process"
+    assert node[node.index("--host") + 1] == "127.0.0.1"
+    assert "--health-server-address" not in node  # no other port
+    site = site_node_command(node, 9094)
+    assert site[:3] == [sys.executable, "-m", "pathloop.client.federation.site_node"]
+    assert site[site.index("--runtime-api-address") + 1] == "127.0.0.1:9094"
+    assert site[site.index("--") + 1:] == node
