@@ -201,3 +201,23 @@ def test_the_defences_are_run_config_keys_checked_on_load() -> None:
         ServerSettings.from_run_config({"checkpoint-dir": "x", "trim-fraction": 0.5})
     with pytest.raises(FederationError, match="max-examples-ratio: Input should be greater"):
         ServerSettings.from_run_config({"checkpoint-dir": "x", "max-examples-ratio": 0.5})
+
+
+def test_the_server_cli_passes_the_defences_and_refuses_bad_ones_before_submitting(
+        tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pathloop.server.cli import _assignments, app
+
+    assert _assignments(["max-examples-ratio=3", "aggregation-rule=median",
+                         "clip-relative-change = 0.25"]) == {
+        "max-examples-ratio": 3, "aggregation-rule": "median", "clip-relative-change": 0.25}
+    runner = CliRunner()
+    for arguments, reason in [
+            (["--set", "clip-relative-change=3"], "clip-relative-change (3.0) is above"),
+            (["--aggregation-rule", "krum"], "aggregation-rule: Input should be"),
+            (["--set", "max-examples"], "expected KEY=VALUE")]:
+        result = runner.invoke(app, ["run", str(tmp_path / "state"), *arguments])
+        assert isinstance(result.exception, FederationError), result.output
+        assert reason in str(result.exception)
+        assert not (tmp_path / "state" / "app").exists()  # nothing submitted
