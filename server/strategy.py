@@ -1,7 +1,7 @@
 """The aggregation strategy: Flower's FedAvg / FedProx plus validation, defences and lineage.
 
 :class:`EnsembleFedAvg` keeps Flower's sampling, messaging and weighting (by each site's
-``num-examples``: its training patches) and adds what a hospital federation needs:
+``num-examples``: its training patches, capped) and adds what a hospital federation needs:
 
 - every round's config carries the protocol version, the global version being trained,
   the global nnU-Net plans with their SHA-256 (sites refuse to train under other plans) and
@@ -239,6 +239,10 @@ class _Lineage:
                 logger.warning("round %d: node %d's change of members %s clipped to %g× their "
                                "global norm", server_round, node, clipped,
                                defences.clip_relative_change)
+        if defences.rule == "trimmed-mean" and int(defences.trim_fraction * len(accepted)) < 1:
+            logger.warning("round %d: trimmed-mean over %d sites cuts none (trim-fraction "
+                           "%g): a plain mean this round", server_round, len(accepted),
+                           defences.trim_fraction)
         aggregated = aggregate(self._global, [arrays for _, arrays, _, _ in accepted],
                                weights, scales, reducer=self._reducer)
         try:
