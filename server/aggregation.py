@@ -32,8 +32,9 @@ honest sites, weighted for the mean rule and plain for the robust rules):
 
 The mean is a running one (``mean += (x − mean) · w/W`` with ``w/W`` in float64, never
 above 1), so memory holds one member's result and one update, and no weight, however large,
-overflows float32. The robust reducers need every site's change of a member at once: ``n ×``
-one member (float32) on top of the replies Flower already holds.
+overflows float32. The robust reducers need every site's change of a member at once,
+``n ×`` one member, and partition a copy of it (``np.partition`` / ``np.median``): about
+``2 n ×`` one member (float32) at peak, on top of the replies Flower already holds.
 """
 
 from __future__ import annotations
@@ -218,8 +219,11 @@ def aggregate(reference: Arrays, updates: Sequence[Arrays],
                 mean.add({name: _change(update[name], base, scale[fold])}, weight)
             moved = np.asarray(mean.result()[name], dtype=work)
         else:
-            stacked = np.stack([_change(update[name], base, scale[fold])
-                                for update, scale in zip(updates, scales, strict=True)])
+            stacked = np.empty((len(updates), *base.shape), work)  # filled row by row
+            for row, (update, scale) in enumerate(zip(updates, scales, strict=True)):
+                np.subtract(update[name], base, out=stacked[row], dtype=work)
+                if scale[fold] < 1.0:
+                    stacked[row] *= work.type(scale[fold])
             moved = np.asarray(reducer(stacked), dtype=work)
             del stacked
         moved += base
