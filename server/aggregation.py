@@ -73,7 +73,7 @@ class Defences:
         Share of the updates ``"trimmed-mean"`` cuts from each tail, in ``[0, 0.5)``.
     """
 
-    clip_relative_change: float = 0.5
+    clip_relative_change: float = 0.2
     max_examples: float = 1_000_000
     max_examples_ratio: float = 4.0
     rule: str = "mean"

@@ -14,7 +14,7 @@ Run-config keys (kebab-case, in ``[tool.flwr.app.config]`` or ``flwr run --run-c
 ``max-relative-change``  bound on a member's change relative to its norm (default 2.0):
                          an update beyond it is refused, and so is an aggregate
 ``clip-relative-change`` a member's change (site minus global) beyond this multiple of
-                         the global member's norm is scaled down to it (default 0.5;
+                         the global member's norm is scaled down to it (default 0.2;
                          at most ``max-relative-change``)
 ``max-examples``         cap on a site's averaging weight, its training patches
                          (default 1000000)
