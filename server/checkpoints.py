@@ -9,7 +9,9 @@ Layout under the checkpoint folder::
 A version is written into a hidden staging folder and renamed into place, so a folder
 named ``vNNNN`` is complete; a server killed mid-write leaves only a staging folder, which
 the next start removes. Arrays are read back with ``allow_pickle=False`` and checked
-against the SHA-256 recorded in the lineage: nothing is ever unpickled.
+against the SHA-256 recorded in the lineage: nothing is ever unpickled. A version holding
+NaN or infinity is refused before anything is written: sites refuse such a model, so a
+federation resumed from it would stall.
 """
 
 from __future__ import annotations
@@ -39,12 +41,19 @@ _VERSION_DIR = re.compile(r"^v(\d{4,})$")
 
 @dataclass(frozen=True)
 class SiteContribution:
-    """What one site sent in a round (scalars only: the site is Flower's node id)."""
+    """What one site sent in a round and how it counted (scalars only: the site is Flower's
+    node id; ``examples`` is its reported training patches)."""
 
     node_id: int
     examples: int
     corrections: int
     metrics: dict[str, float] = field(default_factory=dict)
+    #: The averaging weight the site got after the caps (``None`` in versions written
+    #: before the caps existed).
+    weight: float | None = None
+    #: Each member's change relative to its global norm as sent, by fold (``"0"``, …),
+    #: before clipping: above ``clip-relative-change`` means the change was scaled down.
+    change: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -113,11 +122,16 @@ class CheckpointStore:
         Raises
         ------
         CheckpointError
-            The version exists already, or the write failed (nothing is left behind).
+            The version exists already, an array holds NaN or infinity, or the write failed
+            (nothing is left behind).
         """
         target = self._dir(lineage.version)
         if target.exists():
             raise CheckpointError(f"{target}: global version {lineage.version} exists")
+        for name, array in arrays.items():
+            if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
+                raise CheckpointError(f"{target}: {name!r} holds NaN or infinite values; "
+                                      f"global version {lineage.version} not written")
         staging = self.root / f".{target.name}.partial-{os.getpid()}-{time.time_ns()}"
         staging.mkdir()
         try:

@@ -6,6 +6,7 @@ Every command takes the server's state folder (:class:`ServerLayout`)::
     pathloop server start STATE --host 0.0.0.0                # the SuperLink (foreground)
     pathloop server register STATE site-a.pub --name site-a   # each site's public key
     pathloop server run STATE --initial-model initial/ --rounds 5
+    pathloop server run STATE --aggregation-rule median --set max-examples-ratio=3
     pathloop server status STATE
     pathloop server report STATE --out report/
 """
@@ -95,19 +96,27 @@ def run(
     min_sites: int = typer.Option(2, help="Fewest sites a round starts and trains with."),
     round_timeout: float = typer.Option(3600.0, help="Seconds a round waits for replies."),
     local_epochs: int = typer.Option(3, help="Epochs each site fine-tunes per round."),
+    aggregation_rule: str = typer.Option("mean", help="mean (weighted), trimmed-mean or "
+                                                      "median (docs/federation.md)."),
+    settings: list[str] = typer.Option([], "--set", help="Any other run-config key as "
+                                       "KEY=VALUE, e.g. --set clip-relative-change=0.3; "
+                                       "repeatable."),
     wait: bool = typer.Option(True, help="Wait for the run to finish."),
 ) -> None:
     """Submit a federated run of the pathloop Flower App; it resumes from the newest version."""
     from pathloop.server.flower_project import write_flower_app
+    from pathloop.server.settings import ServerSettings
 
     layout = ServerLayout(state)
-    cli = FlowerCli(layout)
     config: dict[str, object] = {
         "checkpoint-dir": str(layout.checkpoints.resolve()), "num-server-rounds": rounds,
         "strategy": strategy, "min-train-nodes": min_sites, "min-available-nodes": min_sites,
-        "round-timeout": round_timeout, "local-epochs": local_epochs}
+        "round-timeout": round_timeout, "local-epochs": local_epochs,
+        "aggregation-rule": aggregation_rule, **_assignments(settings)}
     if initial_model is not None:
         config["initial-model"] = str(initial_model.resolve())
+    ServerSettings.from_run_config(config, source="pathloop server run")  # refused here, early
+    cli = FlowerCli(layout)
     run_id = cli.start_run(write_flower_app(layout.root / "app"), config)
     console.print(f"run {run_id} submitted")
     if wait:
@@ -115,6 +124,22 @@ def run(
         console.print(f"run {run_id}: {status}")
         if status != "finished:completed":
             raise FederationError(f"run {run_id} ended {status}; see the SuperLink's log")
+
+
+def _assignments(pairs: list[str]) -> dict[str, object]:
+    """``KEY=VALUE`` strings as run-config entries (a TOML value, else the text)."""
+    import tomllib
+
+    config: dict[str, object] = {}
+    for pair in pairs:
+        key, sign, raw = pair.partition("=")
+        if not sign or not key.strip():
+            raise FederationError(f"--set {pair!r}: expected KEY=VALUE")
+        try:
+            config[key.strip()] = tomllib.loads(f"value = {raw.strip()}")["value"]
+        except tomllib.TOMLDecodeError:
+            config[key.strip()] = raw.strip()
+    return config
 
 
 @app.command("status")

@@ -4,6 +4,8 @@
 
     FederationError                 anything the server refuses or cannot do
     ├── UpdateRejectedError         a site's update fails validation (the round goes on)
+    ├── AggregateRejectedError      a round's aggregate is non-finite or implausible (the
+    │                               round is skipped, the previous version stays latest)
     └── CheckpointError             a global checkpoint is missing, damaged or inconsistent
 
 The ``pathloop`` command catches this root beside the site node's ``PathloopError``, both
@@ -28,8 +30,16 @@ class UpdateRejectedError(FederationError):
         self.reason = reason
 
 
+class AggregateRejectedError(FederationError):
+    """A round's aggregate may not become a global version; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class CheckpointError(FederationError):
     """A global checkpoint cannot be written or read back."""
 
 
-__all__ = ["CheckpointError", "FederationError", "UpdateRejectedError"]
+__all__ = ["AggregateRejectedError", "CheckpointError", "FederationError", "UpdateRejectedError"]

@@ -20,7 +20,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,8 @@ class FederationOutcome:
     start_version: int
     final_version: int
     rejected: list[dict[str, Any]]
+    #: Rounds whose aggregate was refused (non-finite or implausible): not checkpointed.
+    refused_rounds: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_federation(grid: Grid, settings: ServerSettings) -> FederationOutcome:
@@ -91,7 +93,8 @@ def run_federation(grid: Grid, settings: ServerSettings) -> FederationOutcome:
         train_config=ConfigRecord({ConfigKey.LOCAL_EPOCHS: settings.local_epochs,
                                    ConfigKey.LEARNING_RATE: settings.learning_rate}),
         evaluate_config=ConfigRecord())
-    return FederationOutcome(latest.version, strategy.version, strategy.rejected_log)
+    return FederationOutcome(latest.version, strategy.version, strategy.rejected_log,
+                             strategy.refused_rounds)
 
 
 def _evaluate_current(grid: Grid, strategy: EnsembleFedAvg | EnsembleFedProx,
@@ -210,6 +213,7 @@ def _strategy(settings: ServerSettings, store: CheckpointStore, plans: Mapping[s
     common: dict[str, Any] = {
         "layout": layout, "start_version": version,
         "max_relative_change": settings.max_relative_change,
+        "defences": settings.defences(),
         "run_config": settings.to_json(), "fraction_train": settings.fraction_train,
         "fraction_evaluate": 1.0, "min_train_nodes": settings.min_train_nodes,
         "min_evaluate_nodes": settings.min_train_nodes,

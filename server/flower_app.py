@@ -23,8 +23,9 @@ app = ServerApp()
 def main(grid: Grid, context: Context) -> None:
     """Run this run's rounds from the newest global version."""
     outcome = run_federation(grid, ServerSettings.from_run_config(dict(context.run_config)))
-    logger.info("run finished: global version %d → %d, %d updates rejected",
-                outcome.start_version, outcome.final_version, len(outcome.rejected))
+    logger.info("run finished: global version %d → %d, %d updates rejected, %d rounds' "
+                "aggregates refused", outcome.start_version, outcome.final_version,
+                len(outcome.rejected), len(outcome.refused_rounds))
 
 
 __all__ = ["app", "main"]

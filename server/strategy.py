@@ -1,7 +1,7 @@
-"""The aggregation strategy: Flower's FedAvg / FedProx plus validation, plans and lineage.
+"""The aggregation strategy: Flower's FedAvg / FedProx plus validation, defences and lineage.
 
 :class:`EnsembleFedAvg` keeps Flower's sampling, messaging and weighting (by each site's
-``num-examples``: its training patches) and adds what a hospital federation needs:
+``num-examples``: its training patches, capped) and adds what a hospital federation needs:
 
 - every round's config carries the protocol version, the global version being trained,
   the global nnU-Net plans with their SHA-256 (sites refuse to train under other plans) and
@@ -9,6 +9,13 @@
   :class:`~pathloop.server.contract.PackingLayout`);
 - every reply is validated (:mod:`pathloop.server.validation`) before it may enter the
   global model; a bad one is logged and recorded as rejected while the round goes on;
+- one site cannot take the model over (:mod:`pathloop.server.aggregation`): example counts
+  are capped (absolutely and relative to the other sites) in float64, each member's change
+  is clipped relative to the global member's norm, and the rule is the weighted mean or
+  Flower's coordinate-wise trimmed mean (``FedTrimmedAvg``'s ``trim_mean``) or median
+  (``FedMedian``'s), applied member by member;
+- an aggregate that is non-finite or moved a member beyond ``max-relative-change`` is never
+  checkpointed: the round is skipped with an error in the log, the version stays;
 - failed or missing replies do not stall a round: Flower's ``timeout`` bounds the wait and
   the round aggregates what arrived (at least ``min_train_nodes`` are sampled);
 - every aggregated ensemble is checkpointed with its lineage
@@ -30,9 +37,16 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.common.constant import SUPERLINK_NODE_ID
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg, FedProx
+from flwr.serverapp.strategy.fedtrimmedavg import trim_mean
 from numpy.lib import format as npy_format
 
-from pathloop.server.aggregation import WeightedMean
+from pathloop.server.aggregation import (
+    Defences,
+    Reducer,
+    aggregate,
+    capped_weights,
+    clip_scale,
+)
 from pathloop.server.checkpoints import CheckpointStore, GlobalVersion, SiteContribution
 from pathloop.server.contract import (
     ARRAYS,
@@ -43,8 +57,13 @@ from pathloop.server.contract import (
     PackingLayout,
     plans_digest,
 )
-from pathloop.server.errors import UpdateRejectedError
-from pathloop.server.validation import MAX_RELATIVE_CHANGE, UpdateValidator, check_metrics
+from pathloop.server.errors import AggregateRejectedError, UpdateRejectedError
+from pathloop.server.validation import (
+    MAX_RELATIVE_CHANGE,
+    UpdateValidator,
+    check_aggregate,
+    check_metrics,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +102,24 @@ def _view(name: str, array: Array) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape)
 
 
+def robust_reducer(rule: str, trim_fraction: float = 0.2) -> Reducer | None:
+    """Flower's coordinate-wise rule for ``rule`` (``None``: the weighted mean).
+
+    ``"trimmed-mean"`` is :func:`flwr.serverapp.strategy.fedtrimmedavg.trim_mean` (what
+    ``FedTrimmedAvg`` applies to each layer), cutting ``⌊trim_fraction · n⌋`` updates from
+    each tail; ``"median"`` is ``np.median`` over the sites (what ``FedMedian`` applies).
+    """
+    if rule == "mean":
+        return None
+    if rule == "trimmed-mean":
+        if not 0 <= trim_fraction < 0.5:
+            raise ValueError(f"trim fraction {trim_fraction} is not in [0, 0.5)")
+        return lambda stacked: trim_mean(stacked, trim_fraction)
+    if rule == "median":
+        return lambda stacked: np.median(stacked, axis=0)
+    raise ValueError(f"unknown aggregation rule {rule!r} (mean, trimmed-mean or median)")
+
+
 def to_record(arrays: Mapping[str, np.ndarray]) -> ArrayRecord:
     """Name → array as an ArrayRecord."""
     return ArrayRecord({name: Array(np.ascontiguousarray(a)) for name, a in arrays.items()})
@@ -98,7 +135,7 @@ class _Lineage:
 
     def _setup(self, checkpoints: CheckpointStore, plans: Mapping[str, Any], *,
                layout: PackingLayout, start_version: int, max_relative_change: float,
-               run_config: Mapping[str, Any]) -> None:
+               defences: Defences, run_config: Mapping[str, Any]) -> None:
         self.checkpoints = checkpoints
         self.layout = layout
         self.layout_json = layout.to_json()
@@ -106,8 +143,12 @@ class _Lineage:
         self.plans_sha256 = plans_digest(plans)
         self.version = start_version
         self.max_relative_change = max_relative_change
+        self.defences = defences
+        self._reducer = robust_reducer(defences.rule, defences.trim_fraction)
         self.run_config = dict(run_config)
         self.rejected_log: list[dict[str, Any]] = []
+        #: Rounds whose aggregate was refused: ``{"round": …, "reason": …}``.
+        self.refused_rounds: list[dict[str, Any]] = []
         self._global: NumpyArrays = {}
         self._sent: list[Message] = []
 
@@ -144,7 +185,8 @@ class _Lineage:
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]
                         ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """Validate every reply, average the accepted ones member-wise, checkpoint."""
+        """Validate every reply, aggregate the accepted ones member-wise with the defences,
+        check the aggregate and checkpoint it."""
         return self._aggregate(server_round, list(replies))
 
     def _stamp(self, config: ConfigRecord, arrays: ArrayRecord | None = None) -> None:
@@ -160,10 +202,8 @@ class _Lineage:
 
     def _aggregate(self, server_round: int, replies: Iterable[Message]
                    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        mean = WeightedMean(self._global)
-        contributions: list[SiteContribution] = []
+        accepted: list[tuple[int, NumpyArrays, dict[str, float], dict[int, float]]] = []
         rejected: list[dict[str, Any]] = []
-        weighted: dict[str, float] = {}
         for message in replies:
             node = self.sender(message)
             if message.has_error():
@@ -171,30 +211,57 @@ class _Lineage:
                                  "reason": f"site error: {message.error.reason}"})
                 continue
             try:
-                arrays, metrics = self._check_reply(message)
+                accepted.append((node, *self._check_reply(message)))
             except UpdateRejectedError as error:
                 rejected.append({"node_id": node, "round": server_round,
                                  "reason": error.reason})
-                continue
-            examples = metrics[MetricKey.EXAMPLES]
-            mean.add(arrays, examples)
-            for key, value in metrics.items():
-                weighted[key] = weighted.get(key, 0.0) + value * examples
-            contributions.append(SiteContribution(
-                node, int(examples), int(metrics.get(MetricKey.CORRECTIONS, 0)), metrics))
         for entry in rejected:
             logger.warning("round %d: update from node %d rejected: %s", server_round,
                            entry["node_id"], entry["reason"])
         self.rejected_log += rejected
-        if not contributions:
+        if not accepted:
             logger.warning("round %d: no valid update; global version %d unchanged",
                            server_round, self.version)
             return None, None
-        total = mean.total_weight
-        round_metrics = {key: value / total for key, value in weighted.items()
+        defences = self.defences
+        weights = capped_weights([metrics[MetricKey.EXAMPLES] for _, _, metrics, _ in accepted],
+                                 max_examples=defences.max_examples,
+                                 max_ratio=defences.max_examples_ratio)
+        scales = [{fold: clip_scale(value, defences.clip_relative_change)
+                   for fold, value in change.items()} for _, _, _, change in accepted]
+        for (node, _, metrics, change), weight in zip(accepted, weights, strict=True):
+            if weight < metrics[MetricKey.EXAMPLES]:
+                logger.warning("round %d: node %d reported %.6g training patches; weighed "
+                               "as %.6g (max-examples / max-examples-ratio)", server_round,
+                               node, metrics[MetricKey.EXAMPLES], weight)
+            clipped = sorted(f for f, v in change.items() if v > defences.clip_relative_change)
+            if clipped:
+                logger.warning("round %d: node %d's change of members %s clipped to %g× their "
+                               "global norm", server_round, node, clipped,
+                               defences.clip_relative_change)
+        if defences.rule == "trimmed-mean" and int(defences.trim_fraction * len(accepted)) < 1:
+            logger.warning("round %d: trimmed-mean over %d sites cuts none (trim-fraction "
+                           "%g): a plain mean this round", server_round, len(accepted),
+                           defences.trim_fraction)
+        aggregated = aggregate(self._global, [arrays for _, arrays, _, _ in accepted],
+                               weights, scales, reducer=self._reducer)
+        try:
+            check_aggregate(aggregated, self._validator)
+        except AggregateRejectedError as error:
+            logger.error("round %d: %s; round skipped, global version %d stays the latest",
+                         server_round, error.reason, self.version)
+            self.refused_rounds.append({"round": server_round, "reason": error.reason})
+            return None, None
+        total = float(weights.sum())
+        round_metrics = {key: sum(float(w) * metrics.get(key, 0.0) for (_, _, metrics, _), w
+                                  in zip(accepted, weights, strict=True)) / total
+                         for key in sorted({k for _, _, m, _ in accepted for k in m})
                          if key != MetricKey.EXAMPLES}
         round_metrics[MetricKey.EXAMPLES] = total
-        aggregated = mean.result()
+        contributions = [SiteContribution(
+            node, int(metrics[MetricKey.EXAMPLES]), int(metrics.get(MetricKey.CORRECTIONS, 0)),
+            metrics, weight=float(weight), change={str(f): v for f, v in change.items()})
+            for (node, _, metrics, change), weight in zip(accepted, weights, strict=True)]
         saved = self.checkpoints.save(self.layout.unpack(aggregated), GlobalVersion(
             version=self.version + 1, parent=self.version, strategy=self.strategy_name,
             contributions=contributions, rejected=rejected, metrics=round_metrics,
@@ -205,7 +272,10 @@ class _Lineage:
                     saved.version, len(contributions), len(rejected))
         return to_record(aggregated), MetricRecord(dict[str, Any](round_metrics))
 
-    def _check_reply(self, message: Message) -> tuple[NumpyArrays, dict[str, float]]:
+    def _check_reply(self, message: Message
+                     ) -> tuple[NumpyArrays, dict[str, float], dict[int, float]]:
+        """The reply's arrays, metrics and each member's relative change, or
+        :class:`UpdateRejectedError`."""
         content = message.content
         if set(content.keys()) != {ARRAYS, METRICS}:
             raise UpdateRejectedError(f"reply holds records {sorted(content.keys())}, "
@@ -222,8 +292,7 @@ class _Lineage:
             arrays = to_numpy(content.array_records[ARRAYS])
         except (TypeError, ValueError) as error:
             raise UpdateRejectedError(f"arrays do not deserialise ({error})") from None
-        self._validator.check(arrays)
-        return arrays, metrics
+        return arrays, metrics, self._validator.check(arrays)
 
 
 class EnsembleFedAvg(_Lineage, FedAvg):
@@ -241,7 +310,11 @@ class EnsembleFedAvg(_Lineage, FedAvg):
     start_version:
         The global version the run starts from (the latest checkpoint on a resume).
     max_relative_change:
-        Bound on a member's change relative to its global norm (validation).
+        Bound on a member's change relative to its global norm (validation of each update
+        and of the aggregate).
+    defences:
+        Example-count caps, clipping and the aggregation rule (default: :class:`Defences`'
+        defaults, the weighted mean).
     run_config:
         Recorded in each version's lineage.
     **fedavg:
@@ -251,10 +324,12 @@ class EnsembleFedAvg(_Lineage, FedAvg):
     def __init__(self, checkpoints: CheckpointStore, plans: Mapping[str, Any], *,
                  layout: PackingLayout, start_version: int = 0,
                  max_relative_change: float = MAX_RELATIVE_CHANGE,
+                 defences: Defences | None = None,
                  run_config: Mapping[str, Any] | None = None, **fedavg: Any) -> None:
         FedAvg.__init__(self, **fedavg)
         self._setup(checkpoints, plans, layout=layout, start_version=start_version,
-                    max_relative_change=max_relative_change, run_config=run_config or {})
+                    max_relative_change=max_relative_change,
+                    defences=defences or Defences(), run_config=run_config or {})
 
 
 class EnsembleFedProx(_Lineage, FedProx):
@@ -265,10 +340,12 @@ class EnsembleFedProx(_Lineage, FedProx):
     def __init__(self, checkpoints: CheckpointStore, plans: Mapping[str, Any], *,
                  layout: PackingLayout, proximal_mu: float, start_version: int = 0,
                  max_relative_change: float = MAX_RELATIVE_CHANGE,
+                 defences: Defences | None = None,
                  run_config: Mapping[str, Any] | None = None, **fedavg: Any) -> None:
         FedProx.__init__(self, proximal_mu=proximal_mu, **fedavg)
         self._setup(checkpoints, plans, layout=layout, start_version=start_version,
-                    max_relative_change=max_relative_change, run_config=run_config or {})
+                    max_relative_change=max_relative_change,
+                    defences=defences or Defences(), run_config=run_config or {})
 
 
-__all__ = ["EnsembleFedAvg", "EnsembleFedProx", "to_numpy", "to_record"]
+__all__ = ["EnsembleFedAvg", "EnsembleFedProx", "robust_reducer", "to_numpy", "to_record"]

@@ -5,6 +5,11 @@ from the global model's, an array has another shape or dtype, holds NaN or infin
 member moved too far: ``‖update_k − global_k‖ > max_relative_change · ‖global_k‖`` for
 any member ``k`` (a scaled or garbage update; honest fine-tuning moves a member by a small
 fraction of its norm). Metrics must be finite numbers among the contract's keys.
+
+A round's aggregate passes the same checks before it is checkpointed
+(:func:`check_aggregate`): it is refused when non-finite (an arithmetic fault) or when a
+member moved beyond the bound (implausible after clipping, which keeps each site's change
+far below it).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import numpy as np
 
 from pathloop.server.aggregation import Arrays
 from pathloop.server.contract import SITE_METRICS, parse_member_key
-from pathloop.server.errors import UpdateRejectedError
+from pathloop.server.errors import AggregateRejectedError, UpdateRejectedError
 
 #: Default bound on a member's change relative to its global norm.
 MAX_RELATIVE_CHANGE = 2.0
@@ -95,6 +100,22 @@ def check_update(update: Arrays, reference: Arrays, *,
     return UpdateValidator(reference, max_relative_change=max_relative_change).check(update)
 
 
+def check_aggregate(aggregate: Arrays, validator: UpdateValidator) -> dict[int, float]:
+    """Check a round's aggregate as an update (:meth:`UpdateValidator.check`); return each
+    member's relative change.
+
+    Raises
+    ------
+    AggregateRejectedError
+        The aggregate holds NaN or infinity, has other names, shapes or dtypes than the
+        global model, or moved a member beyond the validator's bound.
+    """
+    try:
+        return validator.check(aggregate)
+    except UpdateRejectedError as error:
+        raise AggregateRejectedError(f"aggregate refused: {error.reason}") from None
+
+
 def _sum_of_squares(array: np.ndarray) -> float:
     flat = array.reshape(-1)
     if np.issubdtype(flat.dtype, np.floating):
@@ -116,4 +137,5 @@ def check_metrics(metrics: Mapping[str, object]) -> dict[str, float]:
     return values
 
 
-__all__ = ["MAX_RELATIVE_CHANGE", "UpdateValidator", "check_metrics", "check_update"]
+__all__ = ["MAX_RELATIVE_CHANGE", "UpdateValidator", "check_aggregate", "check_metrics",
+           "check_update"]
