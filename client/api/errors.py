@@ -12,7 +12,8 @@ as Starlette's exception handlers are), so every :class:`PathloopError` has one:
     │   ├── UnsupportedSlideError    415
     │   └── TileOutOfRangeError      404
     ├── RecordNotFoundError    404
-    └── ConflictError          409
+    ├── ConflictError          409
+    └── LimitError             429   (too many jobs queued: the message names the limit)
 
 Every error answer is JSON ``{"detail": <one line>, "kind": <error class name>}``.
 """
@@ -26,6 +27,7 @@ from fastapi.responses import JSONResponse
 from pathloop.client.errors import (
     ConflictError,
     InputError,
+    LimitError,
     PathloopError,
     PathOutsideRootsError,
     RecordNotFoundError,
@@ -43,6 +45,7 @@ STATUS_CODES: dict[type, int] = {
     TileOutOfRangeError: 404,
     RecordNotFoundError: 404,
     ConflictError: 409,
+    LimitError: 429,
 }
 
 

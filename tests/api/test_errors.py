@@ -21,6 +21,9 @@ EXPECTED = {
     errors.SchemaError: 500, model_errors.DatasetError: 422, model_errors.ArrayInputError: 422,
     model_errors.ModelError: 500, model_errors.MissingFoldError: 500,
     model_errors.PlansMismatchError: 500, model_errors.TrainingError: 500,
+    # A job's runner catches this; the API never answers with it.
+    errors.Cancelled: 500,
+    errors.LimitError: 429,
 }
 
 
