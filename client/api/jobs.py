@@ -246,8 +246,10 @@ class JobRunner:
         try:
             result = self.kinds[job.kind].run(self.settings, self.store, job,
                                               Progress(self, job_id))
-        except Cancelled:
-            self._finish(job_id, "cancelled", message="cancelled")
+        except Cancelled as error:
+            # A loop's own stop says where it stopped (e.g. a fold and epoch of training).
+            self._finish(job_id, "cancelled", message="cancelled" if isinstance(
+                error, JobCancelled) else f"cancelled: {error}")
         except PathloopError as error:
             self._finish(job_id, "failed", error=str(error), message="failed")
         except Exception as error:  # a bug: keep the traceback in the log, tell the user
