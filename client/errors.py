@@ -22,10 +22,12 @@ traceback.
     │   │   └── TileOutOfRangeError   a deep-zoom tile outside the slide's pyramid
     │   ├── MaskError                 an uploaded mask of the wrong size, type or format
     │   └── ProtocolError             a federation message breaks the wire contract
-    └── StoreError                    the local store
-        ├── RecordNotFoundError
-        ├── ConflictError             a save based on a stale version
-        └── SchemaError               the database is not at the expected migration
+    ├── StoreError                    the local store
+    │   ├── RecordNotFoundError
+    │   ├── ConflictError             a save based on a stale version
+    │   └── SchemaError               the database is not at the expected migration
+    ├── LimitError                    a configured limit on queued work is reached
+    └── Cancelled                     long work stopped on request before it stored anything
 """
 
 from __future__ import annotations
@@ -132,11 +134,25 @@ class SchemaError(StoreError):
     """The database is not at the migration this code expects."""
 
 
+class LimitError(PathloopError):
+    """A configured limit on queued work is reached; the request may succeed later."""
+
+
+class Cancelled(PathloopError):
+    """Long work stopped because it was asked to, before it stored anything.
+
+    Raised from inside a loop (tiling, prediction, ranking, training) by the check its
+    caller passed in; whatever the work had written is dropped, as after any other error.
+    """
+
+
 __all__ = [
+    "Cancelled",
     "ConfigError",
     "ConflictError",
     "CorruptSlideError",
     "InputError",
+    "LimitError",
     "MaskError",
     "MissingResolutionError",
     "PathOutsideRootsError",

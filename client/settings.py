@@ -166,6 +166,36 @@ class ApiSettings(_Section):
     max_body_mb: int = Field(64, ge=1, le=1024)
 
 
+class JobSettings(_Section):
+    """Limits on the site service's background jobs (tile, predict, rank, train).
+
+    Jobs run one at a time; these bound how much work users can line up and how big one
+    job may be. A request beyond a limit is refused before anything is queued: 429 for the
+    queue limits, 422 naming the parameter for the others.
+
+    Attributes
+    ----------
+    max_queued_per_user:
+        Jobs one user may have queued or running at once.
+    max_queued:
+        Jobs all users together may have queued or running at once.
+    max_rank_patches:
+        Patches a rank job may cut its slide into (the grid at its ``size`` and ``mpp``);
+        a 100k × 80k px slide at 0.25 µm/px makes about 7 700 patches of 256 px at
+        1 µm/px, 31 000 at 0.5 µm/px.
+    max_rank_k:
+        Patches a rank job may put in the worklist.
+    max_train_epochs:
+        Epochs a train job may run per fold.
+    """
+
+    max_queued_per_user: int = Field(4, ge=1, le=1000)
+    max_queued: int = Field(16, ge=1, le=10_000)
+    max_rank_patches: int = Field(50_000, ge=1)
+    max_rank_k: int = Field(1000, ge=1)
+    max_train_epochs: int = Field(100, ge=1)
+
+
 class SiteSettings(_Section):
     """Everything a site node needs to know, validated on load.
 
@@ -189,6 +219,7 @@ class SiteSettings(_Section):
     federation: FederationSettings = FederationSettings()
     inference: InferenceSettings = InferenceSettings()
     api: ApiSettings = ApiSettings()
+    jobs: JobSettings = JobSettings()
 
     @field_validator("site_id")
     @classmethod

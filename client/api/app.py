@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pathloop.client.api import schemas
 from pathloop.client.api.dependencies import Site, service_version
 from pathloop.client.api.errors import add_error_handlers
-from pathloop.client.api.job_kinds import JOB_FUNCTIONS
+from pathloop.client.api.job_kinds import JOB_KINDS
 from pathloop.client.api.jobs import Job, JobRunner
 from pathloop.client.api.limits import BodyLimit
 from pathloop.client.api.routes import ROUTERS
@@ -63,7 +63,7 @@ def create_app(settings: SiteSettings, *, tokens: TokenStore | None = None,
             if job.slide_id is not None:
                 tiles.forget_overlays(job.slide_id)
 
-        jobs = JobRunner(settings, store, JOB_FUNCTIONS, on_finish=forget)
+        jobs = JobRunner(settings, store, JOB_KINDS, on_finish=forget)
         app.state.site = Site(settings, store, tiles, jobs, token_store)
         try:
             yield

@@ -12,7 +12,8 @@ as Starlette's exception handlers are), so every :class:`PathloopError` has one:
     │   ├── UnsupportedSlideError    415
     │   └── TileOutOfRangeError      404
     ├── RecordNotFoundError    404
-    └── ConflictError          409
+    ├── ConflictError          409
+    └── LimitError             429   (too many jobs queued: the message names the limit)
 
 Every error answer is JSON ``{"detail": <one line>, "kind": <error class name>}``, and says
 what was wrong in terms of the request (the slide, the patch, the field), never where the site
@@ -36,6 +37,7 @@ from starlette.exceptions import HTTPException
 from pathloop.client.errors import (
     ConflictError,
     InputError,
+    LimitError,
     PathloopError,
     PathOutsideRootsError,
     RecordNotFoundError,
@@ -54,6 +56,7 @@ STATUS_CODES: dict[type, int] = {
     TileOutOfRangeError: 404,
     RecordNotFoundError: 404,
     ConflictError: 409,
+    LimitError: 429,
 }
 
 

@@ -151,7 +151,9 @@ def predict_slide(
         Width of the stripes and offset of the stripe and band boundaries: the order of
         work, never the result (tests shift them to prove it).
     progress:
-        Called with ``(windows done, windows in all)`` after every batch.
+        Called with ``(windows done, windows in all)`` after every batch, and once more
+        right before the rasters are committed; it may raise to stop (a cancelled job),
+        and nothing is recorded then.
 
     Returns
     -------
@@ -201,6 +203,7 @@ def predict_slide(
             if part.on_tissue.any():
                 _predict_stripe(slide, tissue, predictor, layout, part, weights, stats,
                                 stitcher, per_batch, workers, mask_background, counter)
+        counter.add(0)  # the last moment a stop leaves nothing recorded
     return SlidePrediction(stitcher.records, layout.mpp, layout.shape, total,
                            time.perf_counter() - started)
 

@@ -11,6 +11,7 @@ prediction raster.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,6 +20,13 @@ import numpy as np
 from pathloop.client.errors import RegionError
 from pathloop.client.tiling import TileGrid, TileSpec, TissueMask, background_fraction
 from pathloop.client.wsi import Slide
+
+PROGRESS_EVERY = 64
+"""Patches read or scored between two calls of a progress callback."""
+
+Progress = Callable[[int, int], None]
+"""Called with ``(done, total)`` as patches are read and scored; it may raise to stop the
+work (a cancelled job), which then stores nothing."""
 
 
 @dataclass(frozen=True)
@@ -169,8 +177,9 @@ class PatchCounts:
         return self.kept + self.corrected
 
 
-def foreground_patches(slide: Slide, tissue: TissueMask,
-                       spec: PatchSpec) -> tuple[list[ForegroundPatch], PatchCounts]:
+def foreground_patches(slide: Slide, tissue: TissueMask, spec: PatchSpec, *,
+                       progress: Progress | None = None
+                       ) -> tuple[list[ForegroundPatch], PatchCounts]:
     """The patches of ``slide`` that lie on tissue and are not mostly black or white.
 
     Parameters
@@ -181,6 +190,9 @@ def foreground_patches(slide: Slide, tissue: TissueMask,
         The slide's tissue mask.
     spec:
         Patch size, resolution and filter thresholds.
+    progress:
+        Called with ``(patches read, patches on the tissue mask)`` every
+        :data:`PROGRESS_EVERY` reads and after the last.
 
     Returns
     -------
@@ -192,12 +204,16 @@ def foreground_patches(slide: Slide, tissue: TissueMask,
     rows, cols = np.nonzero(fractions >= spec.min_tissue_fraction)
     kept: list[ForegroundPatch] = []
     side = spec.filter_size
-    for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+    for index, (row, col) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
+        if progress is not None and index % PROGRESS_EVERY == 0:
+            progress(index, len(rows))
         box = grid.tile(col, row)
         pixels = slide.read_region(box.x, box.y, side, side, spec.filter_mpp)
         background = background_fraction(pixels)
         if background <= spec.max_background_fraction:
             kept.append(ForegroundPatch(box, float(fractions[row, col]), background))
+    if progress is not None:
+        progress(len(rows), len(rows))
     counts = PatchCounts(grid=len(grid), off_tissue=len(grid) - len(rows),
                          background=len(rows) - len(kept), kept=len(kept))
     return kept, counts

@@ -22,9 +22,11 @@ import numpy as np
 from pathloop.client.errors import RecordNotFoundError
 from pathloop.client.inference import MapKind
 from pathloop.client.ranking.patches import (
+    PROGRESS_EVERY,
     PatchCandidate,
     PatchCounts,
     PatchSpec,
+    Progress,
     foreground_patches,
 )
 from pathloop.client.ranking.scoring import score_boxes
@@ -116,7 +118,8 @@ def score_slide(rasters: RasterStore, slide_id: int, slide: Slide, *,
                 spec: PatchSpec = PatchSpec(), tissue: TissueMask | None = None,
                 uncertainty: RasterRecord | None = None,
                 kind: str = MapKind.UNCERTAINTY,
-                exclude: Sequence[PatchBox] = ()) -> ScoredSlide:
+                exclude: Sequence[PatchBox] = (),
+                progress: Progress | None = None) -> ScoredSlide:
     """Cut a slide into foreground patches and score each from an uncertainty raster.
 
     Parameters
@@ -140,6 +143,10 @@ def score_slide(rasters: RasterStore, slide_id: int, slide: Slide, *,
         Already corrected patches (level-0 boxes; boxes of other slides are ignored): a
         patch more than half covered by one is dropped (see :func:`drop_corrected`) and
         counted in ``counts.corrected``.
+    progress:
+        Called with ``(done, total)`` every few dozen patches: first as the patches on
+        tissue are read (``total`` = those), then as the foreground ones are scored
+        (``total`` grows by them); it may raise to stop.
 
     Raises
     ------
@@ -155,10 +162,17 @@ def score_slide(rasters: RasterStore, slide_id: int, slide: Slide, *,
         raise ValueError(f"raster {record.id} ({record.kind} {record.shape} of slide "
                          f"{record.slide_id}) cannot score slide {slide_id}")
     mask = tissue if tissue is not None else compute_tissue_mask(slide)
-    kept, counts = foreground_patches(slide, mask, spec)
+    kept, counts = foreground_patches(slide, mask, spec, progress=progress)
     values = rasters.open_raster(record).levels[0]
+    read = counts.grid - counts.off_tissue
+
+    def on_scored(done: int) -> None:
+        if progress is not None:
+            progress(read + done, read + len(kept))
+
     scores = score_boxes(values, record.mpp, [patch.spec for patch in kept],
-                         base_mpp=slide.metadata.mpp)
+                         base_mpp=slide.metadata.mpp, progress=on_scored,
+                         every=PROGRESS_EVERY)
     candidates = [
         PatchCandidate(x=p.spec.x, y=p.spec.y, width=p.spec.width, height=p.spec.height,
                        mpp=spec.mpp, score_sum=float(total), score_mean=float(mean),
@@ -215,7 +229,8 @@ def rank_slide(store: Store, slide_id: int, slide: Slide, *,
                spec: PatchSpec = PatchSpec(), tissue: TissueMask | None = None,
                uncertainty: RasterRecord | None = None, kind: str = MapKind.UNCERTAINTY,
                seed: int = 0, model_version_id: int | None = None,
-               actor: str = "system", exclude: Sequence[PatchBox] = ()) -> SlideRanking:
+               actor: str = "system", exclude: Sequence[PatchBox] = (),
+               progress: Progress | None = None) -> SlideRanking:
     """Rank one slide's foreground patches and store the top ``k`` as worklist entries.
 
     Parameters are those of :func:`score_slide`, plus:
@@ -230,6 +245,10 @@ def rank_slide(store: Store, slide_id: int, slide: Slide, *,
         Recorded with the ranking; ``None`` takes the scoring raster's model version.
     actor:
         Recorded in the audit log.
+    progress:
+        As in :func:`score_slide`, and called once more right before the ranking is
+        stored, so a callback that raises to cancel stops the work before it stores
+        anything.
 
     Returns
     -------
@@ -238,9 +257,13 @@ def rank_slide(store: Store, slide_id: int, slide: Slide, *,
         scored candidates.
     """
     scored = score_slide(store.rasters, slide_id, slide, spec=spec, tissue=tissue,
-                         uncertainty=uncertainty, kind=kind, exclude=exclude)
+                         uncertainty=uncertainty, kind=kind, exclude=exclude,
+                         progress=progress)
     selected = strategy.select(scored.candidates, k, np.random.default_rng(seed))
     params = _params(strategy, k, spec, seed, scored) | {"scope": "slide"}
+    if progress is not None:
+        steps = scored.counts.grid - scored.counts.off_tissue + scored.counts.foreground
+        progress(steps, steps)  # the last moment a cancel leaves the worklist as it was
     ranking = store.add_ranking(
         slide_id, strategy=strategy.name, patches=[patch.entry() for patch in selected],
         model_version_id=_model_version(model_version_id, scored), params=params, actor=actor)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -21,7 +21,8 @@ class Raster2D(Protocol):
 
 
 def score_boxes(values: Raster2D, raster_mpp: float, boxes: Sequence[TileSpec], *,
-                base_mpp: float) -> NDArray[np.float64]:
+                base_mpp: float, progress: Callable[[int], None] | None = None,
+                every: int = 64) -> NDArray[np.float64]:
     """Sum and mean of a raster over level-0 boxes.
 
     Parameters
@@ -35,6 +36,9 @@ def score_boxes(values: Raster2D, raster_mpp: float, boxes: Sequence[TileSpec], 
         Patches with ``x``, ``y``, ``width``, ``height`` in level-0 pixels.
     base_mpp:
         Level-0 resolution of the slide in µm/px.
+    progress:
+        Called with the number of boxes scored every ``every`` boxes and after the last;
+        it may raise to stop.
 
     Returns
     -------
@@ -50,6 +54,8 @@ def score_boxes(values: Raster2D, raster_mpp: float, boxes: Sequence[TileSpec], 
     scale = base_mpp / raster_mpp
     out = np.zeros((len(boxes), 2), dtype=np.float64)
     for index, box in enumerate(boxes):
+        if progress is not None and index % every == 0:
+            progress(index)
         y0, y1 = _span(box.y, box.height, scale, height)
         x0, x1 = _span(box.x, box.width, scale, width)
         if y1 <= y0 or x1 <= x0:
@@ -57,6 +63,8 @@ def score_boxes(values: Raster2D, raster_mpp: float, boxes: Sequence[TileSpec], 
         block = np.asarray(values[y0:y1, x0:x1])
         total = float(np.nansum(block, dtype=np.float64))
         out[index] = (total, total / block.size)
+    if progress is not None:
+        progress(len(boxes))
     return out
 
 

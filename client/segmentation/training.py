@@ -6,7 +6,9 @@ fine-tuning), the preprocessing, then every fold with :class:`PathloopTrainer` o
 device named by the caller. nnU-Net's work folders live in a temporary directory (or
 ``work_dir``); its console output goes to ``logs/nnunet.log`` in the model folder. The
 model folder is assembled beside its final path and renamed into place only when every
-fold has finished, so a folder that exists is complete.
+fold has finished, so a folder that exists is complete; if training fails or is stopped
+(``should_stop``), the half-assembled folder is removed (when nnU-Net failed, its log is
+kept beside the model's path and named in the error).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import nnunetv2
 import numpy as np
 import torch
 
-from pathloop.client.errors import ConfigError
+from pathloop.client.errors import Cancelled, ConfigError
 from pathloop.client.segmentation import planning
 from pathloop.client.segmentation.checkpoints import load_checkpoint, write_checkpoint
 from pathloop.client.segmentation.dataset import RawDataset, read_dataset
@@ -57,6 +59,9 @@ from pathloop.client.segmentation.splits import Split, make_splits
 from pathloop.client.segmentation.trainer import PathloopTrainer
 
 logger = logging.getLogger(__name__)
+
+FAILED_LOG_SUFFIX = "failed-nnunet.log"
+"""nnU-Net's log of a failed training is kept as ``<model folder>.failed-nnunet.log``."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,7 @@ def train_ensemble(
     splits: Sequence[Split] | None = None,
     work_dir: Path | str | None = None,
     progress: Callable[[TrainingEvent], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ModelCard:
     """Plan, preprocess and train ``profile.n_folds`` folds; write a model folder.
 
@@ -119,6 +125,11 @@ def train_ensemble(
         removed afterwards.
     progress:
         Called after the preparation and after each fold.
+    should_stop:
+        Asked between the preparation's steps, before every training and validation
+        iteration, and last right before the model folder is renamed into place; once it
+        answers true, :class:`~pathloop.client.errors.Cancelled` is raised and nothing is
+        left behind.
 
     Returns
     -------
@@ -136,6 +147,8 @@ def train_ensemble(
         fit its plans (:class:`PlansMismatchError`).
     TrainingError
         nnU-Net failed; the message names the log file.
+    Cancelled
+        ``should_stop`` answered true.
     """
     started = time.perf_counter()
     data = dataset if isinstance(dataset, RawDataset) else read_dataset(dataset)
@@ -151,55 +164,70 @@ def train_ensemble(
 
     staging = target.parent / f".{target.name}.partial-{os.getpid()}-{time.time_ns()}"
     staging.mkdir(parents=True)
-    log_file = staging / LOG_NAME
-    with _work_root(work_dir) as root:
-        workspace = planning.prepare_workspace(root, data)
-        dataset_json = planning.load_dataset_json(data)
-        folders = (workspace.raw, workspace.preprocessed, workspace.results)
-        step = time.perf_counter()
-        with captured_output(log_file), _environment(folders), \
-                _failures(log_file, "preparing the data"):
-            planning.extract_fingerprint(workspace, dataset_json)
-            plans = planning.make_plans(workspace, dataset_json, profile,
-                                        base_plans=parent_plans)
-            planning.preprocess(workspace, plans, dataset_json)
-            planning.write_splits(workspace, splits)
-        _notify(progress, TrainingEvent("prepare", None, time.perf_counter() - step,
-                                        {"n_cases": data.n_cases}))
-
-        for fold in range(n_folds):
+    stop_check = _stop_check(should_stop)
+    try:
+        log_file = staging / LOG_NAME
+        with _work_root(work_dir) as root:
+            workspace = planning.prepare_workspace(root, data)
+            dataset_json = planning.load_dataset_json(data)
+            folders = (workspace.raw, workspace.preprocessed, workspace.results)
             step = time.perf_counter()
-            with captured_output(log_file), \
-                    _environment(folders, profile.n_proc_data_augmentation):
-                detail = _train_fold(
-                    staging, fold, plans, dataset_json, profile, device_, log_file,
-                    None if parent_weights is None else parent_weights[fold],
-                    None if parent is None else Path(parent),
-                )
-            _notify(progress, TrainingEvent("fold", fold, time.perf_counter() - step, detail))
-        shutil.copyfile(workspace.preprocessed_dataset / "dataset_fingerprint.json",
-                        staging / FINGERPRINT_NAME)
+            with captured_output(log_file), _environment(folders), \
+                    _failures(log_file, "preparing the data"):
+                planning.extract_fingerprint(workspace, dataset_json)
+                stop_check()
+                plans = planning.make_plans(workspace, dataset_json, profile,
+                                            base_plans=parent_plans)
+                planning.preprocess(workspace, plans, dataset_json)
+                stop_check()
+                planning.write_splits(workspace, splits)
+            _notify(progress, TrainingEvent("prepare", None, time.perf_counter() - step,
+                                            {"n_cases": data.n_cases}))
 
-    _write_json(staging / PLANS_NAME, plans)
-    _write_json(staging / DATASET_JSON_NAME,
-                {k: v for k, v in dataset_json.items() if k != "dataset"})
-    configuration = plans["configurations"][planning.CONFIGURATION]
-    rows, cols = (int(v) for v in configuration["patch_size"])
-    card = ModelCard(
-        task=data.task,
-        mpp=data.mpp,
-        folds=tuple(range(n_folds)),
-        configuration=planning.CONFIGURATION,
-        patch_size=(rows, cols),
-        profile=profile.to_json(),
-        n_training_cases=data.n_cases,
-        parent=None if parent_card is None
-        else {"path": str(Path(str(parent)).resolve()), "created": parent_card.created},
-        training_seconds=round(time.perf_counter() - started, 1),
-        versions={"nnunetv2": _version("nnunetv2"), "torch": torch.__version__},
-    )
-    card.write(staging)
-    staging.rename(target)
+            for fold in range(n_folds):
+                step = time.perf_counter()
+                with captured_output(log_file), \
+                        _environment(folders, profile.n_proc_data_augmentation):
+                    detail = _train_fold(
+                        staging, fold, plans, dataset_json, profile, device_, log_file,
+                        None if parent_weights is None else parent_weights[fold],
+                        None if parent is None else Path(parent), should_stop,
+                    )
+                _notify(progress, TrainingEvent("fold", fold, time.perf_counter() - step, detail))
+            shutil.copyfile(workspace.preprocessed_dataset / "dataset_fingerprint.json",
+                            staging / FINGERPRINT_NAME)
+
+        _write_json(staging / PLANS_NAME, plans)
+        _write_json(staging / DATASET_JSON_NAME,
+                    {k: v for k, v in dataset_json.items() if k != "dataset"})
+        configuration = plans["configurations"][planning.CONFIGURATION]
+        rows, cols = (int(v) for v in configuration["patch_size"])
+        card = ModelCard(
+            task=data.task,
+            mpp=data.mpp,
+            folds=tuple(range(n_folds)),
+            configuration=planning.CONFIGURATION,
+            patch_size=(rows, cols),
+            profile=profile.to_json(),
+            n_training_cases=data.n_cases,
+            parent=None if parent_card is None
+            else {"path": str(Path(str(parent)).resolve()), "created": parent_card.created},
+            training_seconds=round(time.perf_counter() - started, 1),
+            versions={"nnunetv2": _version("nnunetv2"), "torch": torch.__version__},
+        )
+        card.write(staging)
+        stop_check()  # the last moment a stop leaves nothing behind
+        staging.rename(target)
+    except TrainingError as error:
+        # nnU-Net's log is what the user needs to act: kept beside the model's path.
+        kept = target.parent / f"{target.name}.{FAILED_LOG_SUFFIX}"
+        if error.path.is_file():
+            error.path.replace(kept)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise TrainingError(kept, error.reason) from error.__cause__
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     _notify(progress, TrainingEvent("done", None, time.perf_counter() - started,
                                     {"model_dir": str(target)}))
     return card
@@ -215,6 +243,7 @@ def _train_fold(
     log_file: Path,
     initial_weights: Mapping[str, torch.Tensor] | None,
     parent: Path | None,
+    should_stop: Callable[[], bool] | None,
 ) -> dict[str, Any]:
     trainer_plans = copy.deepcopy(dict(plans))
     trainer_plans["continue_training"] = False  # nnU-Net 2.8 pops this key in __init__
@@ -235,6 +264,7 @@ def _train_fold(
         trainer.proximal_mu = profile.proximal_mu
         trainer.save_every = 10**9  # no intermediate "latest" checkpoints
         trainer.initial_weights = initial_weights
+        trainer.should_stop = should_stop
         try:
             trainer.initialize()
         except RuntimeError as error:
@@ -334,13 +364,21 @@ def _failures(log_file: Path, doing: str) -> Iterator[None]:
     """Turn nnU-Net's failures into :class:`TrainingError`; ours pass through."""
     try:
         yield
-    except (ModelError, DatasetError, ConfigError):
+    except (ModelError, DatasetError, ConfigError, Cancelled):
         raise
     except Exception as error:
         logger.exception("nnU-Net failed while %s", doing)
         raise TrainingError(
             log_file, f"nnU-Net failed while {doing}: {_first_line(error)}"
         ) from error
+
+
+def _stop_check(should_stop: Callable[[], bool] | None) -> Callable[[], None]:
+    """A check raising :class:`Cancelled` once ``should_stop`` answers true."""
+    def check() -> None:
+        if should_stop is not None and should_stop():
+            raise Cancelled("training stopped on request; no model was written")
+    return check
 
 
 def _first_line(error: BaseException) -> str:

@@ -61,17 +61,20 @@ def predict_stored_slide(settings: SiteSettings, store: Store, slide: SlideRecor
 
 
 def rank_stored_slide(settings: SiteSettings, store: Store, slide: SlideRecord, *,
-                      spec: PatchSpec, k: int, strategy: str = "uga", seed: int = 0
-                      ) -> SlideRanking:
+                      spec: PatchSpec, k: int, strategy: str = "uga", seed: int = 0,
+                      progress: Callable[[int, int], None] | None = None) -> SlideRanking:
     """Rank a predicted slide's patches and put the top ``k`` in its worklist.
 
-    Patches already corrected on the slide are not offered again.
+    Patches already corrected on the slide are not offered again. ``progress`` is called
+    with ``(done, total)`` as patches are read and scored, and right before the ranking is
+    stored (see :func:`~pathloop.client.ranking.rank_slide`); it may raise to cancel.
     """
     chosen = _strategy(strategy)
     with open_stored_slide(settings, slide) as opened:
         tissue = compute_tissue_mask(opened, mpp=settings.tiling.thumbnail_mpp)
         return rank_slide(store, slide.id, opened, strategy=chosen, k=k, spec=spec,
-                          seed=seed, tissue=tissue, exclude=_corrected_boxes(store, [slide]))
+                          seed=seed, tissue=tissue, exclude=_corrected_boxes(store, [slide]),
+                          progress=progress)
 
 
 def rank_stored_site(settings: SiteSettings, store: Store, slides: Sequence[SlideRecord], *,

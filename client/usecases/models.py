@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +23,7 @@ from pathloop.client.store import CorrectionRecord, ModelVersionRecord, Store
 from pathloop.client.usecases.slides import open_stored_slide
 
 if TYPE_CHECKING:
-    from pathloop.client.segmentation import Ensemble
+    from pathloop.client.segmentation import Ensemble, TrainingEvent
 
 MODEL_KIND = "uga-ensemble"
 CORRECTION_PREFIX = "corr"
@@ -41,7 +41,9 @@ def train_model(settings: SiteSettings, store: Store, cases: Iterable[Case], *,
                 task: SegmentationTask, mpp: float, profile: TrainingProfile, name: str,
                 parent: ModelVersionRecord | None = None,
                 corrections: list[CorrectionRecord] | None = None,
-                device: str = "cpu") -> ModelVersionRecord:
+                device: str = "cpu",
+                progress: Callable[[TrainingEvent], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> ModelVersionRecord:
     """Train (or, with ``parent``, continue training) the fold ensemble; record the version.
 
     Parameters
@@ -54,8 +56,18 @@ def train_model(settings: SiteSettings, store: Store, cases: Iterable[Case], *,
     corrections:
         The corrections among ``cases``, recorded in the new version's lineage.
 
+    progress:
+        Called after the preparation and after each fold (see
+        :func:`~pathloop.client.segmentation.train_ensemble`).
+    should_stop:
+        Asked throughout the training (every iteration) and last right before the model
+        folder is put in place; once it answers true,
+        :class:`~pathloop.client.errors.Cancelled` is raised.
+
     Cases whose names start with ``corr`` (see :func:`correction_cases`) go into every
-    fold's training set, so each fold learns from every correction.
+    fold's training set, so each fold learns from every correction. The model version is
+    recorded last; if anything fails or stops before, neither the model folder nor the
+    work folder (the exported tiles, nnU-Net's files) is left behind.
     """
     from pathloop.client.segmentation import make_splits, train_ensemble
 
@@ -63,22 +75,29 @@ def train_model(settings: SiteSettings, store: Store, cases: Iterable[Case], *,
     if target.exists():
         raise InputError(f"model {name!r} already exists at {target}")
     work = settings.data_dir / "work" / name
-    dataset = export_dataset(cases, work / "dataset", task, mpp=mpp)
-    names = list(dataset.case_names)
-    splits = make_splits(names, profile.n_folds,
-                         always_train=[n for n in names if n.startswith(CORRECTION_PREFIX)])
-    card = train_ensemble(dataset, target, profile=profile, device=device,
-                          parent=Path(parent.weights_uri) if parent and parent.weights_uri
-                          else None, splits=splits, work_dir=work / "nnunet")
-    provenance = {
-        "task": task.name, "mpp": mpp, "profile": profile.name,
-        "training_cases": dataset.n_cases,
-        "corrections": [c.id for c in corrections or []],
-        "training_seconds": card.training_seconds,
-    }
-    return store.add_model_version(name=name, kind=MODEL_KIND,
-                                   parent_id=parent.id if parent else None,
-                                   provenance=provenance, weights_uri=str(target))
+    try:
+        dataset = export_dataset(cases, work / "dataset", task, mpp=mpp)
+        names = list(dataset.case_names)
+        splits = make_splits(names, profile.n_folds,
+                             always_train=[n for n in names if n.startswith(CORRECTION_PREFIX)])
+        card = train_ensemble(dataset, target, profile=profile, device=device,
+                              parent=Path(parent.weights_uri) if parent and parent.weights_uri
+                              else None, splits=splits, work_dir=work / "nnunet",
+                              progress=progress, should_stop=should_stop)
+        provenance = {
+            "task": task.name, "mpp": mpp, "profile": profile.name,
+            "training_cases": dataset.n_cases,
+            "corrections": [c.id for c in corrections or []],
+            "training_seconds": card.training_seconds,
+        }
+        return store.add_model_version(name=name, kind=MODEL_KIND,
+                                       parent_id=parent.id if parent else None,
+                                       provenance=provenance, weights_uri=str(target))
+    except BaseException:
+        # Nothing recorded: a model folder no version points to would be an orphan.
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+        raise
 
 
 def load_ensemble(version: ModelVersionRecord, device: str = "cpu",

@@ -146,14 +146,14 @@ def tile_slide(settings: SiteSettings, store: Store, slide: SlideRecord, *,
 
     Tiles are streamed one at a time; the tiling and all its tile records are stored in one
     transaction, so a crash leaves the previous tiling in place and no partial one.
+    ``progress`` is called with ``(read, candidates)`` after every tile read and once more
+    right before anything is stored; it may raise to cancel, and nothing is stored then.
     """
     params = tiling or settings.tiling
     started = time.perf_counter()
     with open_stored_slide(settings, slide) as opened:
         meta = opened.metadata
         tissue = compute_tissue_mask(opened, mpp=params.thumbnail_mpp)
-        store.rasters.save(tissue.mask.astype(np.uint8), slide.id, "tissue-mask",
-                           mpp=tissue.mpp, downsample="mode")
         grid = TileGrid(meta.width, meta.height, meta.mpp, params.mpp, params.tile_size,
                         params.step)
         seen = _Seen(progress)
@@ -164,6 +164,10 @@ def tile_slide(settings: SiteSettings, store: Store, slide: SlideRecord, *,
         # Read every tile before opening the write transaction, so the database is not
         # locked while pixels are decoded; the rows are kept compact (48 bytes a tile).
         rows = _TileRows.collect(tiles)
+        if progress is not None:
+            progress(seen.done, seen.total)  # the last moment a cancel leaves no trace
+        store.rasters.save(tissue.mask.astype(np.uint8), slide.id, "tissue-mask",
+                           mpp=tissue.mpp, downsample="mode")
         record = store.add_tiling(
             slide.id, mpp=params.mpp, tile_size=params.tile_size, stride=params.step,
             params={"thumbnail_mpp": tissue.mpp,
@@ -179,11 +183,11 @@ class _Seen:
     """Remembers how many candidate tiles were read and forwards progress."""
 
     def __init__(self, progress: Progress | None) -> None:
-        self.total = 0
+        self.done = self.total = 0
         self._progress = progress
 
     def __call__(self, done: int, total: int) -> None:
-        self.total = total
+        self.done, self.total = done, total
         if self._progress is not None:
             self._progress(done, total)
 

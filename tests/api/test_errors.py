@@ -6,6 +6,7 @@ import pytest
 
 from pathloop.client import errors
 from pathloop.client.api.errors import STATUS_CODES, status_code
+from pathloop.client.api.jobs import JobCancelled
 from pathloop.client.errors import PathloopError
 from pathloop.client.segmentation import errors as model_errors
 
@@ -21,6 +22,9 @@ EXPECTED = {
     errors.SchemaError: 500, model_errors.DatasetError: 422, model_errors.ArrayInputError: 422,
     model_errors.ModelError: 500, model_errors.MissingFoldError: 500,
     model_errors.PlansMismatchError: 500, model_errors.TrainingError: 500,
+    # A job's runner catches these; the API never answers with them.
+    errors.Cancelled: 500, JobCancelled: 500,
+    errors.LimitError: 429,
 }
 
 

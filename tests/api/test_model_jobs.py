@@ -9,6 +9,7 @@ next ``predict`` job uses the new version.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -119,3 +120,36 @@ def test_predict_then_train_then_predict(client: TestClient,
     for kind, raster in second.items():
         assert raster is not None and raster.model_version_id == new.id
         assert raster.version == first[kind].version + 1  # the old maps stay readable
+
+
+def test_a_train_job_cancelled_while_training_stores_nothing(
+        client: TestClient, site: tuple[SiteSettings, str, int]) -> None:
+    settings, _, _ = site
+    models, work = settings.data_dir / "models", settings.data_dir / "work"
+    with Store.open(settings) as store:
+        current = store.latest_model_version(MODEL_KIND)
+    folders = sorted(p.name for p in models.iterdir())
+    work_folders = sorted(p.name for p in work.iterdir()) if work.exists() else []
+
+    # 50 epochs of 2 folds would take many minutes: the cancel must stop it mid-fold.
+    posted = client.post("/api/jobs", json={"kind": "train", "params": {"epochs": 50}})
+    assert posted.status_code == 202, posted.text
+    job_id = posted.json()["id"]
+    job = client.get(f"/api/jobs/{job_id}").json()
+    while job["message"] != "training fold 1 of 2":  # the data prepared, fold 0 training
+        assert job["state"] in ("queued", "running"), job
+        time.sleep(0.05)
+        job = client.get(f"/api/jobs/{job_id}").json()
+    client.post(f"/api/jobs/{job_id}/cancel")
+    with client.stream("GET", f"/api/jobs/{job_id}/events") as events:
+        states = [json.loads(line[6:])["state"] for line in events.iter_lines()
+                  if line.startswith("data: ")]
+    finished = client.get(f"/api/jobs/{job_id}").json()
+    assert states[-1] == finished["state"] == "cancelled", finished
+    assert (finished["done"], finished["total"]) == (1, 3)  # no fold finished
+    # Stopped by the check before every iteration, not at the end of the fold.
+    assert finished["message"].startswith("cancelled: training of fold 0 stopped on request")
+    with Store.open(settings) as store:
+        assert store.latest_model_version(MODEL_KIND) == current
+    assert sorted(p.name for p in models.iterdir()) == folders  # no model, no .partial-*
+    assert (sorted(p.name for p in work.iterdir()) if work.exists() else []) == work_folders

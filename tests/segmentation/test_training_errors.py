@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from support.nnunet import NUCLEI, TEST_PROFILE, random_model_folder, synthetic_cases
 
-from pathloop.client.errors import ConfigError
+from pathloop.client.errors import Cancelled, ConfigError
 from pathloop.client.segmentation import (
     DatasetError,
     MissingFoldError,
@@ -67,6 +67,29 @@ def test_nnunet_failures_name_the_log(dataset: Path, tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match="while preparing the data") as raised:
         train_ensemble(dataset, tmp_path / "m", profile=TEST_PROFILE, parent=parent)
     log = raised.value.path
-    assert log.name == "nnunet.log" and log.is_file()
+    assert log == tmp_path / "m.failed-nnunet.log" and log.is_file()
     assert str(log) in str(raised.value)
     assert not (tmp_path / "m").exists()  # no half-written model folder at the target
+    assert not list(tmp_path.glob(".m.partial-*"))  # nor the folder it was assembled in
+
+
+def test_a_stop_or_a_failing_callback_leaves_nothing(dataset: Path, tmp_path: Path) -> None:
+    from pathloop.client.segmentation import TrainingEvent, train_ensemble
+
+    def fail_after_preparing(event: TrainingEvent) -> None:
+        raise RuntimeError(f"the caller failed after {event.stage}")
+
+    with pytest.raises(RuntimeError, match="after prepare"):
+        train_ensemble(dataset, tmp_path / "m", profile=TEST_PROFILE,
+                       progress=fail_after_preparing)
+    asked: list[int] = []
+
+    def stop_at_the_third_question() -> bool:
+        asked.append(1)
+        return len(asked) >= 3  # two checks of the preparation, then the first iteration
+
+    with pytest.raises(Cancelled, match="fold 0 stopped on request at epoch 0"):
+        train_ensemble(dataset, tmp_path / "m", profile=TEST_PROFILE,
+                       should_stop=stop_at_the_third_question)
+    assert len(asked) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset"]  # no model, no partial
