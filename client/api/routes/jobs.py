@@ -21,11 +21,14 @@ def list_jobs(site: SiteDep, user: UserDep) -> list[schemas.JobInfo]:
     return [convert.job(j) for j in site.jobs.list()]
 
 
-@router.post("", response_model=schemas.JobInfo, status_code=202, responses=ERRORS)
+@router.post("", response_model=schemas.JobInfo, status_code=202,
+             responses={**ERRORS, 429: {"model": schemas.ErrorBody,
+                                        "description": "a queue cap ([jobs]) is reached"}})
 def submit_job(body: schemas.JobRequest, site: SiteDep, operator: OperatorDep
                ) -> schemas.JobInfo:
     """Queue a job (tile, predict, rank or train); it runs after those before it (operator
-    role: training makes the site's next model version)."""
+    role: training makes the site's next model version); 429 beyond the ``[jobs]`` queue
+    caps, 422 for a parameter outside its bounds (nothing is queued)."""
     if body.slide_id is not None:
         own_slide(site, body.slide_id)
     return convert.job(site.jobs.submit(body.kind, slide_id=body.slide_id,
