@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pathloop.client.api.jobs import Job, JobFunction, Progress
-from pathloop.client.errors import InputError, RecordNotFoundError
+from pathloop.client.errors import InputError
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import ModelVersionRecord, Store
 
@@ -32,14 +32,10 @@ def _float(params: Mapping[str, Any], key: str, default: float) -> float:
 
 
 def current_model(store: Store) -> ModelVersionRecord:
-    """The site's current ensemble: its newest model version."""
-    from pathloop.client.usecases.models import MODEL_KIND
+    """The site's current ensemble: its newest version not refused nor held."""
+    from pathloop.client.usecases.adoption import current_model as current
 
-    version = store.latest_model_version(MODEL_KIND)
-    if version is None:
-        raise RecordNotFoundError("the site has no model yet (import one with "
-                                  "`pathloop model import` or join the federation)")
-    return version
+    return current(store)
 
 
 def tile_job(settings: SiteSettings, store: Store, job: Job, progress: Progress
@@ -93,10 +89,12 @@ def rank_job(settings: SiteSettings, store: Store, job: Job, progress: Progress
 
 def train_job(settings: SiteSettings, store: Store, job: Job, progress: Progress
               ) -> Mapping[str, Any]:
-    """Fine-tune the current ensemble on the site's training tiles plus every correction."""
+    """Fine-tune the current ensemble on the site's training tiles plus every correction;
+    the new version becomes current only if the site's held-out Dice gate adopts it."""
     import time
 
     from pathloop.client.segmentation import ModelCard, get_profile
+    from pathloop.client.usecases.adoption import gate_trained_version
     from pathloop.client.usecases.models import correction_cases, folder_cases, train_model
 
     parent = current_model(store)
@@ -116,9 +114,12 @@ def train_job(settings: SiteSettings, store: Store, job: Job, progress: Progress
     progress(1, 2, f"training {card.n_folds} folds on {len(cases)} tiles")
     version = train_model(settings, store, cases, task=card.task, mpp=card.mpp,
                           profile=profile, name=f"local-{time.time_ns()}", parent=parent,
-                          corrections=corrections, device=fed.device)
-    progress(2, 2, "trained")
-    return {"model_version_id": version.id, "name": version.name, "cases": len(cases)}
+                          corrections=corrections, device=fed.device,
+                          held="trained by the site; waiting for the held-out Dice gate")
+    progress(2, 2, "trained; scoring on held-out tiles")
+    decision = gate_trained_version(settings, store, version, actor="site-job")
+    return {"model_version_id": version.id, "name": version.name, "cases": len(cases),
+            "adopted": decision.outcome == "adopted", "adoption": decision.reason}
 
 
 JOB_FUNCTIONS: dict[str, JobFunction] = {

@@ -41,7 +41,7 @@ def train_model(settings: SiteSettings, store: Store, cases: Iterable[Case], *,
                 task: SegmentationTask, mpp: float, profile: TrainingProfile, name: str,
                 parent: ModelVersionRecord | None = None,
                 corrections: list[CorrectionRecord] | None = None,
-                device: str = "cpu") -> ModelVersionRecord:
+                device: str = "cpu", held: str | None = None) -> ModelVersionRecord:
     """Train (or, with ``parent``, continue training) the fold ensemble; record the version.
 
     Parameters
@@ -53,6 +53,9 @@ def train_model(settings: SiteSettings, store: Store, cases: Iterable[Case], *,
         The model version to fine-tune from (fold ``k`` starts from the parent's fold ``k``).
     corrections:
         The corrections among ``cases``, recorded in the new version's lineage.
+    held:
+        Record the new version as held (kept, not current) for this reason, until a gate
+        decides (:mod:`pathloop.client.usecases.adoption`); ``None``: current at once.
 
     Cases whose names start with ``corr`` (see :func:`correction_cases`) go into every
     fold's training set, so each fold learns from every correction.
@@ -78,7 +81,7 @@ def train_model(settings: SiteSettings, store: Store, cases: Iterable[Case], *,
     }
     return store.add_model_version(name=name, kind=MODEL_KIND,
                                    parent_id=parent.id if parent else None,
-                                   provenance=provenance, weights_uri=str(target))
+                                   provenance=provenance, weights_uri=str(target), held=held)
 
 
 def load_ensemble(version: ModelVersionRecord, device: str = "cpu",
