@@ -22,6 +22,7 @@ traceback.
     │   │   └── TileOutOfRangeError   a deep-zoom tile outside the slide's pyramid
     │   ├── MaskError                 an uploaded mask of the wrong size, type or format
     │   └── ProtocolError             a federation message breaks the wire contract
+    │       └── RoundLimitError       a round asks for settings outside the site's limits
     ├── StoreError                    the local store
     │   ├── RecordNotFoundError
     │   ├── ConflictError             a save based on a stale version
@@ -118,6 +119,20 @@ class ProtocolError(InputError):
     """A message from the aggregation server breaks the wire contract (version, plans)."""
 
 
+class RoundLimitError(ProtocolError):
+    """A round's setting ``key`` is not a finite number within this site's limits.
+
+    ``allowed`` says the range in words and which ``[federation]`` setting bounds it.
+    """
+
+    def __init__(self, key: str, value: object, allowed: str) -> None:
+        self.key = key
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"round config: {key!r} = {value!r} refused: this site allows "
+                         f"{allowed}")
+
+
 class StoreError(PathloopError):
     """The local store failed or refused an operation."""
 
@@ -160,6 +175,7 @@ __all__ = [
     "ProtocolError",
     "RecordNotFoundError",
     "RegionError",
+    "RoundLimitError",
     "SchemaError",
     "SlideError",
     "SlideNotFoundError",

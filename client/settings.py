@@ -92,6 +92,17 @@ class FederationSettings(_Section):
         Seeds this site's fine-tuning in every round (patch sampling and augmentation;
         round ``r`` draws from ``seed`` and ``r``), so a rerun of the same rounds repeats up
         to rounding; ``None`` (the default) draws afresh every run.
+    max_local_epochs, max_learning_rate, max_proximal_mu:
+        This site's limits on what a round may ask (``local-epochs`` in 1…max,
+        ``learning-rate`` in (0, max], ``proximal-mu`` in [0, max]); a round outside
+        them, or with a value that is not a finite number, is refused with an error reply.
+    adopt_margin:
+        A new model version (a global one from the federation, or one the site trained)
+        becomes the site's current model only if its held-out Dice is at least the current
+        model's minus this margin; otherwise it is kept but refused, and the refusal counted.
+    adopt_without_held_out:
+        When the site has no held-out tiles to score on: adopt new versions anyway, with a
+        warning in the log (``true``, the default), or refuse them (``false``).
     """
 
     training_images: Path | None = None
@@ -104,6 +115,11 @@ class FederationSettings(_Section):
     device: str = "cpu"
     rerank_k: int = Field(0, ge=0)
     seed: int | None = Field(None, ge=0, lt=2**20)
+    max_local_epochs: int = Field(100, ge=1, le=100_000)
+    max_learning_rate: float = Field(0.1, gt=0, le=10, allow_inf_nan=False)
+    max_proximal_mu: float = Field(10.0, ge=0, le=1e6, allow_inf_nan=False)
+    adopt_margin: float = Field(0.02, ge=0, le=1, allow_inf_nan=False)
+    adopt_without_held_out: bool = True
 
 
 Precision = Literal["auto", "float32", "bfloat16"]

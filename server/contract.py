@@ -78,6 +78,10 @@ class MetricKey:
     SLIDES = "num-slides"
     PENDING = "num-pending"
     HELD_OUT = "num-held-out"
+    #: 1 when the site made the evaluated version its current model, 0 when its gate refused.
+    ADOPTED = "adopted"
+    #: Model versions the site has refused to adopt so far (its held-out Dice gate).
+    REFUSED = "num-refused"
 
 
 #: Every metric a site may send; anything else in a reply is refused.

@@ -3,12 +3,16 @@
 Read from the checkpoint folder alone (lineage and ``evaluations.jsonl``); site names come
 from the names the central team registered SuperNodes under (``sites.json``), node ids
 otherwise. Nothing here needs the SuperLink to be running.
+
+Sites gate what they adopt: a site that found a global version worse on its held-out tiles
+keeps its current model and says so in its evaluation (``adopted`` 0 and its running count
+``num-refused``); the report lists those refusals per version and each site's count.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,8 @@ class FederationSummary:
     dice: dict[int, dict[str, float]]  # version → site → held-out Dice
     errors: list[dict[str, Any]]  # evaluations a site could not make
     names: Mapping[int, str]
+    refused_by: dict[int, list[str]] = field(default_factory=dict)  # version → sites
+    refusals: dict[str, int] = field(default_factory=dict)  # site → its newest num-refused
 
     def site(self, node_id: int) -> str:
         return self.names.get(node_id, str(node_id))
@@ -61,13 +67,22 @@ def summarize(checkpoint_dir: Path, names: Mapping[int, str] | None = None
     versions = CheckpointStore(checkpoint_dir).versions()
     dice: dict[int, dict[str, float]] = {}
     errors: list[dict[str, Any]] = []
+    adopted: dict[int, dict[str, bool]] = {}
+    refusals: dict[str, int] = {}
     for row in read_evaluations(checkpoint_dir):
         site = names.get(int(row["node_id"]), str(row["node_id"]))
+        if "error" in row:
+            errors.append({**row, "site": site})
+            continue
         if MetricKey.DICE in row:
             dice.setdefault(int(row["version"]), {})[site] = float(row[MetricKey.DICE])
-        else:
-            errors.append({**row, "site": site})
-    return FederationSummary(versions, dice, errors, names)
+        if MetricKey.ADOPTED in row:
+            adopted.setdefault(int(row["version"]), {})[site] = bool(row[MetricKey.ADOPTED])
+        if MetricKey.REFUSED in row:
+            refusals[site] = int(row[MetricKey.REFUSED])
+    refused_by = {version: sorted(site for site, kept in row.items() if not kept)
+                  for version, row in sorted(adopted.items()) if not all(row.values())}
+    return FederationSummary(versions, dice, errors, names, refused_by, refusals)
 
 
 def markdown(summary: FederationSummary) -> str:
@@ -84,6 +99,14 @@ def markdown(summary: FederationSummary) -> str:
             row = summary.dice[version]
             lines.append(f"| {version} | " + " | ".join(
                 f"{row[s]:.3f}" if s in row else "—" for s in sites) + " |")
+    if summary.refused_by or any(summary.refusals.values()):
+        lines += ["", "## Versions sites refused to adopt", "",
+                  "A site keeps its current model when a version scores worse on its held-out "
+                  "tiles than that model by more than the site's margin.", ""]
+        lines += [f"- version {version}: {', '.join(sites)}"
+                  for version, sites in summary.refused_by.items()]
+        lines += ["", "| site | versions refused |", "|---|---|"]
+        lines += [f"| {site} | {count} |" for site, count in sorted(summary.refusals.items())]
     rejected = [(v.version, r) for v in summary.versions for r in v.rejected]
     if rejected:
         lines += ["", "## Rejected updates", ""]

@@ -18,7 +18,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from pathloop.client.api.jobs import Job, JobCheck, JobDefinition, Progress
-from pathloop.client.errors import InputError, RecordNotFoundError
+from pathloop.client.errors import InputError
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import ModelVersionRecord, SlideRecord, Store
 from pathloop.client.tiling import TileGrid
@@ -54,14 +54,10 @@ def _float(params: Mapping[str, Any], key: str, default: float) -> float:
 
 
 def current_model(store: Store) -> ModelVersionRecord:
-    """The site's current ensemble: its newest model version."""
-    from pathloop.client.usecases.models import MODEL_KIND
+    """The site's current ensemble: its newest version not refused nor held."""
+    from pathloop.client.usecases.adoption import current_model as current
 
-    version = store.latest_model_version(MODEL_KIND)
-    if version is None:
-        raise RecordNotFoundError("the site has no model yet (import one with "
-                                  "`pathloop model import` or join the federation)")
-    return version
+    return current(store)
 
 
 def check_no_params(kind: str) -> JobCheck:
@@ -157,10 +153,12 @@ def check_train(settings: SiteSettings, store: Store, slide: SlideRecord | None,
 
 def train_job(settings: SiteSettings, store: Store, job: Job, progress: Progress
               ) -> Mapping[str, Any]:
-    """Fine-tune the current ensemble on the site's training tiles plus every correction."""
+    """Fine-tune the current ensemble on the site's training tiles plus every correction;
+    the new version becomes current only if the site's held-out Dice gate adopts it."""
     import time
 
     from pathloop.client.segmentation import ModelCard, TrainingEvent, get_profile
+    from pathloop.client.usecases.adoption import gate_trained_version
     from pathloop.client.usecases.models import correction_cases, folder_cases, train_model
 
     parent = current_model(store)
@@ -192,8 +190,12 @@ def train_job(settings: SiteSettings, store: Store, job: Job, progress: Progress
     version = train_model(settings, store, cases, task=card.task, mpp=card.mpp,
                           profile=profile, name=f"local-{time.time_ns()}", parent=parent,
                           corrections=corrections, device=fed.device, progress=trained,
-                          should_stop=progress.stop_requested)
-    return {"model_version_id": version.id, "name": version.name, "cases": len(cases)}
+                          should_stop=progress.stop_requested,
+                          held="trained by the site; waiting for the held-out Dice gate")
+    # Stored (held): from here the job completes, a cancel no longer stops it.
+    decision = gate_trained_version(settings, store, version, actor="site-job")
+    return {"model_version_id": version.id, "name": version.name, "cases": len(cases),
+            "adopted": decision.outcome == "adopted", "adoption": decision.reason}
 
 
 JOB_KINDS: dict[str, JobDefinition] = {

@@ -4,10 +4,11 @@ The SuperNode names the site's config file in its node config::
 
     flower-supernode … --node-config "site-config='/etc/pathloop/site.toml'"
 
-Replies hold the ensemble's arrays and numbers only. A failure the site can explain (a
-:class:`PathloopError`) is logged in full here and answered with an error reply naming only
-its kind, and any other failure as an internal error: error messages may name local files,
-and no path leaves the site.
+Replies hold the ensemble's arrays and numbers only. A round whose settings break the site's
+limits (``[federation]`` ``max-*``) is refused before anything is loaded or trained. A failure
+the site can explain (a :class:`PathloopError`) is logged in full here and answered with an
+error reply naming only its kind, and any other failure as an internal error: error messages
+may name local files, and no path leaves the site.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def train(message: Message, context: Context) -> Message:
     """Fine-tune the global ensemble locally; reply with weights and counts."""
     def run() -> RecordDict:
         settings = site_settings(context)
-        config = RoundConfig.parse(dict(message.content.config_records[CONFIG]))
+        config = RoundConfig.parse(dict(message.content.config_records[CONFIG]),
+                                   settings.federation)
         layout = _layout(message)
         arrays = _arrays(message, layout)
         data = LocalData.from_settings(settings)
@@ -79,10 +81,12 @@ def train(message: Message, context: Context) -> Message:
 
 @app.evaluate()
 def evaluate(message: Message, context: Context) -> Message:
-    """Adopt the aggregated ensemble, score it on held-out tiles, refresh the worklist."""
+    """Score the aggregated ensemble on held-out tiles; adopt it and refresh the worklist
+    only if the site's gate does."""
     def run() -> RecordDict:
         settings = site_settings(context)
-        config = RoundConfig.parse(dict(message.content.config_records[CONFIG]))
+        config = RoundConfig.parse(dict(message.content.config_records[CONFIG]),
+                                   settings.federation)
         data = LocalData.from_settings(settings)
         with Store.open(settings) as store:
             metrics = evaluate_round(settings, store, data,

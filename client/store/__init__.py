@@ -15,6 +15,8 @@ is made only by the Alembic migrations, applied when the store opens.
 
 from pathloop.client.store.rasters import OpenRaster, RasterStore, RasterWriter
 from pathloop.client.store.records import (
+    AdoptionOutcome,
+    AdoptionRecord,
     AuditEvent,
     CorrectionRecord,
     Downsample,
@@ -32,6 +34,8 @@ from pathloop.client.store.records import (
 from pathloop.client.store.store import Store
 
 __all__ = [
+    "AdoptionOutcome",
+    "AdoptionRecord",
     "AuditEvent",
     "CorrectionRecord",
     "Downsample",

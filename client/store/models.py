@@ -144,6 +144,29 @@ class ModelVersion(Base):
     created_at: Mapped[datetime]
 
 
+class ModelAdoption(Base):
+    """One decision on whether a stored model version is the site's current one (a log:
+    rows are only inserted; a version's newest decision is the one in force)."""
+
+    __tablename__ = "model_adoptions"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('adopted', 'refused', 'held')", name="outcome"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    dice: Mapped[float | None]
+    current_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    current_dice: Mapped[float | None]
+    margin: Mapped[float | None]
+    held_out: Mapped[int]
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+
+
 class Ranking(Base):
     __tablename__ = "rankings"
 

@@ -17,6 +17,11 @@ MppSource = Literal["slide", "user"]
 PatchStatus = Literal["pending", "corrected", "skipped"]
 """Where a ranked patch stands in the pathologist's worklist."""
 
+AdoptionOutcome = Literal["adopted", "refused", "held"]
+"""A decision on a stored model version: made the site's current one, refused by the
+held-out Dice gate, or held (kept, not current: waiting for the gate, or a federation
+round's contribution)."""
+
 Downsample = Literal["mean", "mode", "nearest"]
 """How a raster's pyramid levels are made: ``mean`` for float maps, ``mode`` or ``nearest``
 for label masks."""
@@ -124,6 +129,42 @@ class ModelVersionRecord:
     parent_id: int | None
     provenance: dict[str, Any]
     weights_uri: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptionRecord:
+    """One decision on whether a model version is the site's current one.
+
+    Attributes
+    ----------
+    model_version_id:
+        The version decided on (the candidate).
+    outcome:
+        See :data:`AdoptionOutcome`; a version's newest decision is the one in force.
+    dice, held_out:
+        The candidate's pooled held-out Dice and the tiles it was scored on (``None`` and
+        0 when it was not scored).
+    current_id, current_dice:
+        The version that was current when the decision was made, and its Dice on the same
+        tiles (``None``: there was none, or it was not scored).
+    margin:
+        How much worse than ``current_dice`` the candidate was allowed to be.
+    reason:
+        Why, in words, for the site's operator.
+    """
+
+    id: int
+    model_version_id: int
+    kind: str
+    outcome: AdoptionOutcome
+    dice: float | None
+    current_id: int | None
+    current_dice: float | None
+    margin: float | None
+    held_out: int
+    reason: str
+    actor: str
     created_at: datetime
 
 
@@ -266,6 +307,8 @@ class RasterRecord:
 
 
 __all__ = [
+    "AdoptionOutcome",
+    "AdoptionRecord",
     "AuditEvent",
     "CorrectionRecord",
     "Downsample",

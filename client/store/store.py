@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from pathloop.client.errors import ConflictError
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import (
+    adoptions,
     audit,
     corrections,
     model_versions,
@@ -32,6 +33,8 @@ from pathloop.client.store import (
 from pathloop.client.store.db import create_store_engine, ensure_schema, read_session, write_session
 from pathloop.client.store.rasters import RasterStore
 from pathloop.client.store.records import (
+    AdoptionOutcome,
+    AdoptionRecord,
     AuditEvent,
     CorrectionRecord,
     ModelVersionRecord,
@@ -230,10 +233,16 @@ class Store:
         provenance: Mapping[str, Any] | None = None,
         weights_uri: str | None = None,
         actor: str = "system",
+        held: str | None = None,
     ) -> ModelVersionRecord:
-        """Record a model version with its lineage (parent, provenance) and weights location."""
+        """Record a model version with its lineage (parent, provenance) and weights location.
+
+        With ``held`` (the reason), the version is recorded as held in the same transaction:
+        stored but never current until a later decision adopts it (see
+        :meth:`record_adoption`); without, it is current as soon as it is the newest.
+        """
         with write_session(self.engine) as session:
-            return model_versions.add(
+            version = model_versions.add(
                 session,
                 name=name,
                 kind=kind,
@@ -242,6 +251,10 @@ class Store:
                 weights_uri=weights_uri,
                 actor=actor,
             )
+            if held is not None:
+                adoptions.add(session, version_id=version.id, outcome="held", reason=held,
+                              actor=actor)
+            return version
 
     def get_model_version(self, version_id: int) -> ModelVersionRecord:
         """The model version with this id, or :class:`RecordNotFoundError`."""
@@ -253,6 +266,31 @@ class Store:
         """The newest model version of ``kind`` (e.g. the site's current ensemble)."""
         with read_session(self.engine) as session:
             return model_versions.latest(session, kind, name)
+
+    def current_model_version(self, kind: str, *, excluding: int | None = None
+                              ) -> ModelVersionRecord | None:
+        """The site's current version of ``kind``: the newest one not refused nor held
+        (see :mod:`pathloop.client.store.adoptions`); ``excluding`` leaves one version out."""
+        with read_session(self.engine) as session:
+            return adoptions.current(session, kind, excluding=excluding)
+
+    def record_adoption(self, version_id: int, outcome: AdoptionOutcome, *, reason: str,
+                        actor: str, **scores: Any) -> AdoptionRecord:
+        """Record a decision on a stored version (``scores``: ``dice``, ``current_id``,
+        ``current_dice``, ``margin``, ``held_out``); its newest decision is in force."""
+        with write_session(self.engine) as session:
+            return adoptions.add(session, version_id=version_id, outcome=outcome,
+                                 reason=reason, actor=actor, **scores)
+
+    def count_adoptions(self, kind: str, outcome: AdoptionOutcome) -> int:
+        """How many versions of ``kind`` had a decision with ``outcome`` (e.g. refused)."""
+        with read_session(self.engine) as session:
+            return adoptions.count(session, kind, outcome)
+
+    def adoption_history(self, version_id: int) -> list[AdoptionRecord]:
+        """Every decision on a model version, oldest first."""
+        with read_session(self.engine) as session:
+            return adoptions.history(session, version_id)
 
     def add_ranking(
         self,

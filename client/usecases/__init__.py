@@ -10,6 +10,8 @@
     the viewer's worklist: masks, saves, undo, accept, keep, skip; ``annotate``.
 :mod:`~.rounds`
     the site's side of a federated round (adopt, train, evaluate, status).
+:mod:`~.adoption`
+    the gate on what becomes the site's current model (held-out Dice, margin, refusals).
 
 The contract, for every function here: the caller (an edge: the CLI, the site API, the Flower
 ClientApp, the demo) builds the :class:`~pathloop.client.settings.SiteSettings` and opens the

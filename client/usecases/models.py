@@ -43,7 +43,8 @@ def train_model(settings: SiteSettings, store: Store, cases: Iterable[Case], *,
                 corrections: list[CorrectionRecord] | None = None,
                 device: str = "cpu",
                 progress: Callable[[TrainingEvent], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> ModelVersionRecord:
+                should_stop: Callable[[], bool] | None = None,
+                held: str | None = None) -> ModelVersionRecord:
     """Train (or, with ``parent``, continue training) the fold ensemble; record the version.
 
     Parameters
@@ -55,6 +56,9 @@ def train_model(settings: SiteSettings, store: Store, cases: Iterable[Case], *,
         The model version to fine-tune from (fold ``k`` starts from the parent's fold ``k``).
     corrections:
         The corrections among ``cases``, recorded in the new version's lineage.
+    held:
+        Record the new version as held (kept, not current) for this reason, until a gate
+        decides (:mod:`pathloop.client.usecases.adoption`); ``None``: current at once.
 
     progress:
         Called after the preparation and after each fold (see
@@ -92,7 +96,8 @@ def train_model(settings: SiteSettings, store: Store, cases: Iterable[Case], *,
         }
         return store.add_model_version(name=name, kind=MODEL_KIND,
                                        parent_id=parent.id if parent else None,
-                                       provenance=provenance, weights_uri=str(target))
+                                       provenance=provenance, weights_uri=str(target),
+                                       held=held)
     except BaseException:
         # Nothing recorded: a model folder no version points to would be an orphan.
         shutil.rmtree(target, ignore_errors=True)

@@ -3,17 +3,24 @@
 A round at a site, as the aggregation server drives it:
 
 train
-    The global ensemble arrives as arrays; it becomes a local model version
-    (:func:`adopt_global`: only if its plans are the site's own, checked by digest); the site
-    fine-tunes every fold from it on its training tiles plus every correction its
-    pathologists made, and returns the new weights with counts. Patches, paths and names
-    never leave: :func:`train_round` returns ``fold<k>/<parameter>`` arrays and numbers.
+    The global ensemble arrives as arrays; it is stored as a local model version, held (not
+    current) until it is evaluated (:func:`adopt_global`: only if its plans are the site's
+    own, checked by digest); the site fine-tunes every fold from it on its training tiles
+    plus every correction its pathologists made, and returns the new weights with counts.
+    The fine-tuned version is the site's contribution, kept but never current. Patches, paths
+    and names never leave: :func:`train_round` returns ``fold<k>/<parameter>`` arrays and
+    numbers.
 evaluate
-    The aggregated ensemble arrives; it becomes the site's current model, is scored by Dice
-    on the site's held-out tiles, and (when ``rerank-k`` is set) predicts the site's slides
-    and refreshes their worklists: the loop closes at the site.
+    The aggregated ensemble arrives and is scored by Dice on the site's held-out tiles; it
+    becomes the site's current model only if the gate
+    (:func:`~pathloop.client.usecases.adoption.gate_version`) adopts it, and only then (when
+    ``rerank-k`` is set) predicts the site's slides and refreshes their worklists: the loop
+    closes at the site.
 query
     Counts only (:func:`site_status`).
+
+Every round's settings are checked against the site's own limits (``[federation]``
+``max-local-epochs``, ``max-learning-rate``, ``max-proximal-mu``) before anything is done.
 """
 
 from __future__ import annotations
@@ -21,20 +28,27 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pathloop.client.errors import InputError, ProtocolError
+from pathloop.client.errors import InputError, ProtocolError, RoundLimitError
 from pathloop.client.ranking import PatchSpec
 from pathloop.client.segmentation import Case, ModelCard, SegmentationTask, get_profile
-from pathloop.client.settings import Precision, SiteSettings
+from pathloop.client.settings import FederationSettings, Precision, SiteSettings
 from pathloop.client.store import ModelVersionRecord, Store
-from pathloop.client.usecases.loop import pooled_dice, predict_stored_slide, rank_stored_slide
+from pathloop.client.usecases.adoption import (
+    gate_version,
+    held_out_score,
+    held_out_scorer,
+    refused_versions,
+)
+from pathloop.client.usecases.loop import predict_stored_slide, rank_stored_slide
 from pathloop.client.usecases.models import (
     MODEL_KIND,
     correction_cases,
@@ -64,11 +78,16 @@ class RoundConfig:
     proximal_mu: float
 
     @classmethod
-    def parse(cls, config: Mapping[str, Any]) -> RoundConfig:
-        """Check the protocol version and the plans' digest; read the round's settings.
+    def parse(cls, config: Mapping[str, Any], limits: FederationSettings) -> RoundConfig:
+        """Check the protocol version and the plans' digest; read the round's settings and
+        check each against the site's ``limits`` (a key the server leaves out takes the
+        site's default: 1 epoch, learning rate 0.001, μ 0).
 
         Raises
         ------
+        RoundLimitError
+            A setting that is not a finite number of the right kind, or outside ``limits``
+            (the error names the key, its value and what the site allows).
         ProtocolError
             Another protocol version, plans that do not match their digest, or a key missing.
         """
@@ -76,19 +95,52 @@ class RoundConfig:
         if version != PROTOCOL_VERSION:
             raise ProtocolError(f"server speaks protocol {version!r}, this site "
                                 f"{PROTOCOL_VERSION}: upgrade one of them")
+        if ConfigKey.GLOBAL_VERSION not in config:
+            raise ProtocolError(f"malformed round config: no {ConfigKey.GLOBAL_VERSION!r}")
         try:
             plans = json.loads(str(config[ConfigKey.PLANS]))
             digest = str(config[ConfigKey.PLANS_SHA256])
-            parsed = cls(int(config.get(ConfigKey.ROUND, 0)),
-                         int(config[ConfigKey.GLOBAL_VERSION]), digest,
-                         int(config.get(ConfigKey.LOCAL_EPOCHS, 1)),
-                         float(config.get(ConfigKey.LEARNING_RATE, 1e-3)),
-                         float(config.get(ConfigKey.PROXIMAL_MU, 0.0)))
         except (KeyError, ValueError, TypeError) as error:
             raise ProtocolError(f"malformed round config ({error!r})") from None
+        parsed = cls(
+            _whole(config, ConfigKey.ROUND, 0, None, 0),
+            _whole(config, ConfigKey.GLOBAL_VERSION, 0, None, 0),
+            digest,
+            _whole(config, ConfigKey.LOCAL_EPOCHS, 1, "max-local-epochs", 1,
+                   limits.max_local_epochs),
+            _real(config, ConfigKey.LEARNING_RATE, 1e-3, "max-learning-rate",
+                  limits.max_learning_rate, above_zero=True),
+            _real(config, ConfigKey.PROXIMAL_MU, 0.0, "max-proximal-mu",
+                  limits.max_proximal_mu, above_zero=False))
         if plans_digest(plans) != digest:
             raise ProtocolError("the global plans do not match their SHA-256")
         return parsed
+
+
+def _whole(config: Mapping[str, Any], key: str, default: int, setting: str | None,
+           low: int, high: int | None = None) -> int:
+    """A whole-number round setting in ``[low, high]`` (``high`` from ``[federation]
+    setting``); absent: ``default``."""
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low \
+            or (high is not None and value > high):
+        allowed = (f"a whole number from {low} to {high} ([federation] {setting})"
+                   if high is not None else f"a whole number from {low}")
+        raise RoundLimitError(key, value, allowed)
+    return value
+
+
+def _real(config: Mapping[str, Any], key: str, default: float, setting: str, high: float, *,
+          above_zero: bool) -> float:
+    """A finite round setting in ``(0, high]`` or ``[0, high]``; absent: ``default``."""
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value) or value > high \
+            or (value <= 0 if above_zero else value < 0):
+        low = "(0" if above_zero else "[0"
+        raise RoundLimitError(key, value, f"a finite number in {low}, {high}] "
+                                          f"([federation] {setting})")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -124,6 +176,9 @@ def adopt_global(settings: SiteSettings, store: Store, arrays: Arrays,
                  config: RoundConfig) -> ModelVersionRecord:
     """The global ensemble as a local model version (reused if this version is known).
 
+    A new version is stored held: kept, never current until the gate adopts it (see
+    :func:`evaluate_round`). It is built on the site's current model (its plans and files).
+
     Raises
     ------
     InputError
@@ -137,7 +192,7 @@ def adopt_global(settings: SiteSettings, store: Store, arrays: Arrays,
     known = store.latest_model_version(MODEL_KIND, name)
     if known is not None:
         return known
-    current = store.latest_model_version(MODEL_KIND)
+    current = store.current_model_version(MODEL_KIND)
     if current is None or not current.weights_uri:
         raise InputError("this site has no model yet: import the federation's initial "
                          "model first (pathloop model import)")
@@ -151,7 +206,8 @@ def adopt_global(settings: SiteSettings, store: Store, arrays: Arrays,
         name=name, kind=MODEL_KIND, parent_id=current.id, weights_uri=str(target),
         provenance={**current.provenance, "global_version": config.global_version,
                     "received": "federation", "server_round": config.server_round},
-        actor="federation")
+        actor="federation", held="received from the federation; waiting for the held-out "
+                                "Dice gate")
 
 
 def global_version_name(version: int, arrays: Arrays) -> str:
@@ -194,7 +250,9 @@ def train_round(settings: SiteSettings, store: Store, data: LocalData, arrays: A
     name = f"local-v{config.global_version:04d}-r{config.server_round}-{time.time_ns()}"
     local = train_model(settings, store, cases, task=task, mpp=data.mpp,
                         profile=profile, name=name, parent=global_version,
-                        corrections=corrections, device=settings.federation.device)
+                        corrections=corrections, device=settings.federation.device,
+                        held=f"this site's contribution to round {config.server_round}; "
+                             f"the aggregate comes back to be evaluated")
     assert local.weights_uri is not None
     metrics = {MetricKey.PROTOCOL: float(PROTOCOL_VERSION),
                MetricKey.EXAMPLES: float(len(cases)),
@@ -216,38 +274,35 @@ def round_seed(site_seed: int | None, server_round: int) -> int | None:
 
 def evaluate_round(settings: SiteSettings, store: Store, data: LocalData, arrays: Arrays,
                    config: RoundConfig) -> dict[str, float]:
-    """Adopt the aggregated ensemble as current, score it on held-out tiles, re-rank.
+    """Score the aggregated ensemble on held-out tiles; adopt it as current only if the gate
+    does, and only then re-rank.
 
-    Worklists are refreshed from global versions the rounds made (1, 2, …), not from
-    version 0, the initial model every site imported before joining: the site's worklists
-    already come from it or from the site's own later models, and predicting every slide
-    again would only cost time.
+    The metrics carry its Dice (when there were held-out tiles), whether it was adopted and
+    how many versions this site has refused so far. Worklists are refreshed from global
+    versions the rounds made (1, 2, …), not from version 0, the initial model every site
+    imported before joining: the site's worklists already come from it or from the site's
+    own later models, and predicting every slide again would only cost time.
     """
     version = adopt_global(settings, store, arrays, config)
-    score, tiles = held_out_dice(version, data, settings.federation.device,
-                                 settings.inference.precision)
-    if settings.federation.rerank_k and config.global_version > 0:
+    decision = gate_version(settings, store, version,
+                            held_out_scorer(settings, data.held_out), actor="federation")
+    adopted = decision.outcome == "adopted"
+    if adopted and settings.federation.rerank_k and config.global_version > 0:
         refresh_worklists(settings, store, version, k=settings.federation.rerank_k)
-    return {MetricKey.PROTOCOL: float(PROTOCOL_VERSION), MetricKey.DICE: score,
-            MetricKey.HELD_OUT: float(tiles)}
+    metrics = {MetricKey.PROTOCOL: float(PROTOCOL_VERSION),
+               MetricKey.HELD_OUT: float(decision.held_out),
+               MetricKey.ADOPTED: float(adopted),
+               MetricKey.REFUSED: float(refused_versions(store))}
+    if decision.dice is not None:
+        metrics[MetricKey.DICE] = decision.dice
+    return metrics
 
 
 def held_out_dice(version: ModelVersionRecord, data: LocalData, device: str = "cpu",
                   precision: Precision = "auto") -> tuple[float, int]:
-    """Foreground Dice of the fold mean's argmax over the held-out tiles, pooled (every
-    tile's pixels counted together, as if they were one image), and the number of tiles.
-
-    Pooled rather than averaged per tile: a tile with a sliver of foreground would weigh as
-    much as one full of it, and one with none scores 0 or 1 whatever the model does.
-    """
-    ensemble = load_ensemble(version, device, precision)
-
-    def pairs() -> Iterator[tuple[NDArray[np.integer], NDArray[np.integer]]]:
-        for case in data.held_out:
-            probs = ensemble.predict_folds(case.image[None])  # (K, 1, C, H, W)
-            yield probs.mean(axis=0)[0].argmax(axis=0), case.mask
-
-    return pooled_dice(pairs()), len(data.held_out)
+    """Pooled foreground Dice over the site's held-out tiles and their number (see
+    :func:`~pathloop.client.usecases.adoption.held_out_score`)."""
+    return held_out_score(version, data.held_out, device, precision)
 
 
 def refresh_worklists(settings: SiteSettings, store: Store, version: ModelVersionRecord, *,
@@ -267,7 +322,8 @@ def refresh_worklists(settings: SiteSettings, store: Store, version: ModelVersio
 
 
 def site_status(settings: SiteSettings, store: Store) -> dict[str, float]:
-    """Counts for the central team: slides, corrections, pending worklist patches."""
+    """Counts for the central team: slides, corrections, pending worklist patches, model
+    versions the site refused to adopt."""
     slides = store.list_slides(settings.site_id)
     pending = 0
     for slide in slides:
@@ -276,7 +332,7 @@ def site_status(settings: SiteSettings, store: Store) -> dict[str, float]:
             pending += sum(p.status == "pending" for p in store.ranked_patches(ranking.id))
     return {MetricKey.PROTOCOL: float(PROTOCOL_VERSION), MetricKey.SLIDES: float(len(slides)),
             MetricKey.CORRECTIONS: float(len(store.latest_corrections(settings.site_id))),
-            MetricKey.PENDING: float(pending)}
+            MetricKey.PENDING: float(pending), MetricKey.REFUSED: float(refused_versions(store))}
 
 
 __all__ = ["LocalData", "RoundConfig", "adopt_global", "evaluate_round", "global_version_name",

@@ -101,6 +101,8 @@ def test_predict_then_train_then_predict(client: TestClient,
     trained = _run_job(client, kind="train", params={"epochs": 1})
     result = trained["result"]
     assert result["cases"] == 4  # 2 breast images, 2 tiles each; no corrections yet
+    # No held-out tiles at this site: adopted unscored ([federation] adopt-without-held-out).
+    assert result["adopted"] is True and "adopt-without-held-out" in result["adoption"]
     with Store.open(settings) as store:
         new = store.get_model_version(result["model_version_id"])
         initial = store.get_model_version(initial_id)

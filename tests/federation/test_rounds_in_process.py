@@ -93,6 +93,7 @@ def test_two_rounds_make_two_global_versions_with_lineage(federation: dict) -> N
     assert sorted((r["version"], r["node_id"]) for r in evaluations) == [
         (v, n) for v in (0, 1, 2) for n in (1, 2, 3)]  # the initial model scored first
     assert all(0.0 <= r["dice"] <= 1.0 and r["num-held-out"] == 2 for r in evaluations)
+    assert all(r["adopted"] in (0.0, 1.0) and r["num-refused"] >= 0 for r in evaluations)
 
 
 def test_the_loop_closes_at_each_site(federation: dict) -> None:  # type: ignore[type-arg]
@@ -129,6 +130,12 @@ def test_sites_send_only_expected_arrays_and_numbers(federation: dict) -> None: 
     assert errors and all("/" not in reply.error.reason for reply in errors)  # no paths
 
 
+def _refused(config: Path) -> int:
+    """Versions the site's gate refused, from its store."""
+    with Store.open(SiteSettings.from_file(config)) as store:
+        return store.count_adoptions(MODEL_KIND, "refused")
+
+
 def test_query_reports_counts_only(federation: dict) -> None:  # type: ignore[type-arg]
     log: list[tuple[str, Message]] = []
     node = _node(federation["configs"][1], 1, log)
@@ -137,7 +144,8 @@ def test_query_reports_counts_only(federation: dict) -> None:  # type: ignore[ty
     (reply,) = grid.send_and_receive([message])
     metrics = dict(reply.content.metric_records[METRICS])
     assert metrics == {"protocol-version": float(PROTOCOL_VERSION), "num-slides": 0.0,
-                       "num-corrections": 0.0, "num-pending": 0.0}
+                       "num-corrections": 0.0, "num-pending": 0.0,
+                       "num-refused": float(_refused(federation["configs"][1]))}
     assert json.dumps(metrics)  # plain numbers
 
 

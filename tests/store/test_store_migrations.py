@@ -19,6 +19,7 @@ TABLES = {
     "audit_events",
     "correction_versions",
     "corrections",
+    "model_adoptions",
     "model_versions",
     "ranked_patches",
     "rankings",
@@ -82,4 +83,4 @@ def test_a_database_from_newer_code_is_refused(settings: SiteSettings) -> None:
 def test_alembic_config_needs_no_ini_file() -> None:
     config = db.alembic_config()
     assert config.config_file_name is None
-    assert db.head_revision() == "0002"
+    assert db.head_revision() == "0003"

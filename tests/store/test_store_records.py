@@ -212,7 +212,8 @@ def test_rankings_and_worklist_status(store: Store, slide: SlideRecord) -> None:
 
 def test_the_public_surface() -> None:
     assert set(pathloop.client.store.__all__) == {
-        "AuditEvent", "CorrectionRecord", "Downsample", "ModelVersionRecord", "MppSource",
+        "AdoptionOutcome", "AdoptionRecord", "AuditEvent", "CorrectionRecord", "Downsample",
+        "ModelVersionRecord", "MppSource",
         "OpenRaster", "PatchBox", "PatchStatus", "RankedPatchRecord", "RankingRecord",
         "RasterRecord", "RasterStore", "RasterWriter", "SlideRecord", "Store", "TileRecord",
         "TilingRecord",
@@ -221,7 +222,8 @@ def test_the_public_surface() -> None:
     assert methods == {
         "open", "close", "add_slide", "get_slide", "find_slide", "list_slides", "add_tiling",
         "latest_tiling", "iter_tiles", "add_model_version", "get_model_version",
-        "latest_model_version", "add_ranking",
+        "latest_model_version", "current_model_version", "record_adoption",
+        "count_adoptions", "adoption_history", "add_ranking",
         "latest_ranking", "ranked_patches", "set_patch_status", "get_ranked_patch",
         "claim_patch", "release_patch", "save_correction",
         "latest_corrections", "correction_history", "audit_events", "record_event",
