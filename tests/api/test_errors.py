@@ -18,6 +18,7 @@ EXPECTED = {
     errors.UnsupportedSlideError: 415, errors.CorruptSlideError: 422,
     errors.MissingResolutionError: 422, errors.RegionError: 422,
     errors.TileOutOfRangeError: 404, errors.MaskError: 422, errors.ProtocolError: 422,
+    errors.RoundLimitError: 422,
     errors.StoreError: 500, errors.RecordNotFoundError: 404, errors.ConflictError: 409,
     errors.SchemaError: 500, model_errors.DatasetError: 422, model_errors.ArrayInputError: 422,
     model_errors.ModelError: 500, model_errors.MissingFoldError: 500,

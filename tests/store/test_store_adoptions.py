@@ -53,6 +53,6 @@ def test_decisions_need_a_known_version_and_outcome(store: Store) -> None:
     with pytest.raises(RecordNotFoundError):
         store.record_adoption(42, "adopted", reason="?", actor="x")
     version = store.add_model_version(name="m", kind=KIND)
-    with pytest.raises(ConflictError, match="ck_model_adoptions_outcome"):
+    with pytest.raises(ConflictError):  # the database's check constraint refuses it
         store.record_adoption(version.id, "maybe", reason="?", actor="x")  # type: ignore[arg-type]
     assert store.adoption_history(version.id) == []
