@@ -26,7 +26,7 @@ def test_each_invocation_reads_its_own_config(tmp_path: Path) -> None:
     for site_id in ("site-a", "site-b"):
         listed = runner.invoke(app, ["--config", str(tmp_path / f"{site_id}.toml"),
                                      "api", "token", "list"])
-        assert listed.output.split() == [f"dr-{site_id}"]
+        assert listed.output.splitlines() == [f"dr-{site_id}\tpathologist"]
     assert (tmp_path / "site-a-data").is_dir() and (tmp_path / "site-b-data").is_dir()
 
 
