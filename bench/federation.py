@@ -11,8 +11,10 @@ ours
     What a round costs: each update packed into one float32 vector per member and
     serialised into a Flower ArrayRecord (the site's side; the wire contract's
     ``PackingLayout``), then deserialised, validated (names, shapes, dtypes, finite, change
-    bound) and added into the running member-wise weighted mean, the result unpacked into
-    per-parameter arrays for the checkpoint (:mod:`pathloop.server`).
+    bound), weighed (capped counts), clipped and averaged member-wise with the aggregation
+    defences' defaults, the aggregate checked (finite, change bound), the result unpacked
+    into per-parameter arrays for the checkpoint — what the strategy does
+    (:mod:`pathloop.server`).
 peer-inplace (the like-for-like peer)
     The same weighted mean over the same updates held as numpy arrays, accumulated in place
     as ours does (one float32 running sum per array, ``sum += w_i · u_i``, divided in place
@@ -100,10 +102,10 @@ def _child(path: str, shapes_file: Path) -> dict[str, Any]:
         checksum = float(sum(float(a.sum()) for a in mean.values()))
         return {"seconds": seconds, "peak_rss_mib": peak_rss_mib(), "checksum": checksum}
 
-    from pathloop.server.aggregation import WeightedMean
+    from pathloop.server.aggregation import Defences, aggregate, capped_weights, clip_scale
     from pathloop.server.contract import PackingLayout
     from pathloop.server.strategy import to_numpy, to_record
-    from pathloop.server.validation import UpdateValidator
+    from pathloop.server.validation import UpdateValidator, check_aggregate
 
     layout = PackingLayout.of(base)
     records, serialise = [], 0.0
@@ -117,22 +119,32 @@ def _child(path: str, shapes_file: Path) -> dict[str, Any]:
     message_bytes = sum(len(a.data) for a in records[0].values())
     message_arrays = len(records[0])
     parts = {"deserialise": 0.0, "validate": 0.0, "aggregate": 0.0}
+    defences = Defences()  # the run config's defaults, as the strategy applies them
     started_all = time.perf_counter()
     validator = UpdateValidator(packed_base)
-    mean_ = WeightedMean(packed_base)
-    for record, weight in zip(records, weights, strict=True):
+    updates, changes = [], []
+    for record in records:
         t0 = time.perf_counter()
-        update = to_numpy(record)
+        update = to_numpy(record)  # views of the message's buffers
         t1 = time.perf_counter()
-        validator.check(update)
+        changes.append(validator.check(update))
         t2 = time.perf_counter()
-        mean_.add(update, weight)
-        t3 = time.perf_counter()
         parts["deserialise"] += t1 - t0
         parts["validate"] += t2 - t1
-        parts["aggregate"] += t3 - t2
-        del update
-    result = layout.unpack(mean_.result())
+        updates.append(update)
+    t2 = time.perf_counter()
+    capped = capped_weights(weights, max_examples=defences.max_examples,
+                            max_ratio=defences.max_examples_ratio)
+    scales = [{fold: clip_scale(value, defences.clip_relative_change)
+               for fold, value in change.items()} for change in changes]
+    aggregated = aggregate(packed_base, updates, capped, scales)
+    t3 = time.perf_counter()
+    check_aggregate(aggregated, validator)
+    t4 = time.perf_counter()
+    parts["aggregate"] += t3 - t2
+    parts["validate"] += t4 - t3
+    del updates
+    result = layout.unpack(aggregated)
     server = time.perf_counter() - started_all
     checksum = float(sum(float(a.sum()) for a in result.values()))
     return {"seconds": serialise + server, "server_seconds": server,

@@ -30,11 +30,13 @@ honest sites, weighted for the mean rule and plain for the robust rules):
   change at that coordinate, so ``‖Δ − d̄_h‖ ≤ ‖max_h d_h − min_h d_h‖`` (the honest
   sites' coordinate-wise spread), whatever the poisoned sites send.
 
-The mean is a running one (``mean += (x − mean) · w/W`` with ``w/W`` in float64, never
-above 1), so memory holds one member's result and one update, and no weight, however large,
-overflows float32. The robust reducers need every site's change of a member at once,
-``n ×`` one member, and partition a copy of it (``np.partition`` / ``np.median``): about
-``2 n ×`` one member (float32) at peak, on top of the replies Flower already holds.
+The mean is ``(1 − Σ c_i) · g_k + Σ c_i · u_i`` (``c_i`` a site's share of the round times
+its clipping factor, in float64 and never above 1), accumulated in place: memory holds one
+member's result and one scratch array, no weight, however large, overflows float32, and it
+costs one multiply-add pass per update, as a plain weighted mean does. The robust reducers
+need every site's change of a member at once, ``n ×`` one member, and partition a copy of
+it (``np.partition`` / ``np.median``): about ``2 n ×`` one member (float32) at peak, on top
+of the replies Flower already holds.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import median
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -209,36 +212,44 @@ def aggregate(reference: Arrays, updates: Sequence[Arrays],
     if not len(updates) == len(weights) == len(scales):
         raise ValueError(f"{len(updates)} updates, {len(weights)} weights and "
                          f"{len(scales)} clipping factors")
+    total = math.fsum(float(w) for w in weights)
+    shares = [float(w) / total for w in weights]  # float64, each at most 1
     out: dict[str, NDArray[np.generic]] = {}
     for name, base in reference.items():
         fold = parse_member_key(name)[0]
         work = np.result_type(base.dtype, np.float32)
         if reducer is None:
-            mean = WeightedMean({name: base})
-            for update, weight, scale in zip(updates, weights, scales, strict=True):
-                mean.add({name: _change(update[name], base, scale[fold])}, weight)
-            moved = np.asarray(mean.result()[name], dtype=work)
-        else:
-            stacked = np.empty((len(updates), *base.shape), work)  # filled row by row
-            for row, (update, scale) in enumerate(zip(updates, scales, strict=True)):
-                np.subtract(update[name], base, out=stacked[row], dtype=work)
-                if scale[fold] < 1.0:
-                    stacked[row] *= work.type(scale[fold])
-            moved = np.asarray(reducer(stacked), dtype=work)
-            del stacked
+            out[name] = _clipped_mean(base, [u[name] for u in updates],
+                                      [share * scale[fold] for share, scale
+                                       in zip(shares, scales, strict=True)], work)
+            continue
+        stacked = np.empty((len(updates), *base.shape), work)  # filled row by row
+        for row, (update, scale) in enumerate(zip(updates, scales, strict=True)):
+            np.subtract(update[name], base, out=stacked[row], dtype=work)
+            if scale[fold] < 1.0:
+                stacked[row] *= work.type(scale[fold])
+        moved = np.asarray(reducer(stacked), dtype=work)
+        del stacked
         moved += base
         out[name] = moved.astype(base.dtype, copy=False)
     return out
 
 
-def _change(update: NDArray[np.generic], base: NDArray[np.generic], scale: float
-            ) -> NDArray[np.floating]:
-    """``scale · (update − base)`` in the arrays' floating dtype (at least float32)."""
-    delta: NDArray[np.floating] = np.subtract(update, base,
-                                              dtype=np.result_type(base.dtype, np.float32))
-    if scale < 1.0:
-        delta *= delta.dtype.type(scale)
-    return delta
+def _clipped_mean(base: NDArray[np.generic], updates: Sequence[NDArray[np.generic]],
+                  coefficients: Sequence[float], work: np.dtype[Any]) -> NDArray[np.generic]:
+    """``base + Σ c_i (u_i − base)``, the weighted mean of the clipped changes added to the
+    global member (``c_i`` = site ``i``'s share of the round × its clipping factor).
+
+    Computed as ``(1 − Σ c_i) · base + Σ c_i · u_i`` with the coefficients in float64 (each
+    at most 1): one multiply-add pass over each update into one accumulator and one scratch
+    array, as a plain in-place weighted mean costs, rather than forming every change.
+    """
+    accumulator = np.multiply(base, work.type(1.0 - math.fsum(coefficients)), dtype=work)
+    scratch = np.empty_like(accumulator)
+    for update, coefficient in zip(updates, coefficients, strict=True):
+        np.multiply(update, work.type(coefficient), out=scratch, dtype=work)
+        accumulator += scratch
+    return accumulator.astype(base.dtype, copy=False)
 
 
 __all__ = ["Arrays", "Defences", "Reducer", "WeightedMean", "aggregate", "capped_weights",
