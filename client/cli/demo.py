@@ -32,6 +32,9 @@ def demo(
     federation: str = typer.Option("simulation", "--federation",
                                    help="simulation (Flower's Simulation Runtime) or loopback "
                                         "(SuperLink + SuperNodes on this machine, TLS)."),
+    aggregation_rule: str = typer.Option("mean", "--aggregation-rule",
+                                         help="The server's rule: mean (weighted FedAvg), "
+                                              "trimmed-mean or median (docs/federation.md)."),
     serve_viewer: bool = typer.Option(True, "--serve/--no-serve",
                                       help="End by serving a site's viewer until Ctrl+C."),
     port: int = typer.Option(8765, "--port", min=1, max=65535, help="The viewer's port."),
@@ -57,7 +60,8 @@ def demo(
 
             summary = run_demo(workdir, n_sites=sites, slides_per_site=slides_per_site,
                                size=size, seed=seed, loop=loop, rounds=rounds,
-                               k=k, federation=federation, progress=report)
+                               k=k, federation=federation,
+                               aggregation_rule=aggregation_rule, progress=report)
         console.print(_tiling_table(summary))
         if summary.results is not None:
             console.print(results_table(summary.results))

@@ -77,7 +77,8 @@ def run_federated_rounds(workdir: Path, sites: dict[str, list[SyntheticSlide]],
                          mode: str = "simulation", timeout: float = 3600.0,
                          local_epochs: int = ROUND_EPOCHS,
                          learning_rate: float = ROUND_LEARNING_RATE,
-                         seed: int | None = None) -> list[RoundDice]:
+                         seed: int | None = None,
+                         aggregation_rule: str = "mean") -> list[RoundDice]:
     """Run ``rounds`` federated rounds across the demo's sites; the federation's own Dice
     (each site's held-out tiles) per global version.
 
@@ -85,6 +86,8 @@ def run_federated_rounds(workdir: Path, sites: dict[str, list[SyntheticSlide]],
     and one SuperNode per site on this machine, TLS and SuperNode authentication on).
     ``seed`` seeds every site's fine-tuning (each site its own draw, see
     :func:`~pathloop.client.usecases.rounds.round_seed`), so a seed's rounds repeat.
+    ``aggregation_rule`` is the server's (``mean``, ``trimmed-mean`` or ``median``, see
+    :mod:`pathloop.server.aggregation`).
     """
     from pathloop.server.report import summarize
 
@@ -100,7 +103,7 @@ def run_federated_rounds(workdir: Path, sites: dict[str, list[SyntheticSlide]],
     run_config = {"checkpoint-dir": str(root / "checkpoints"), "initial-model": str(initial),
                   "num-server-rounds": rounds, "min-train-nodes": len(configs),
                   "min-available-nodes": len(configs), "local-epochs": local_epochs,
-                  "learning-rate": learning_rate,
+                  "learning-rate": learning_rate, "aggregation-rule": aggregation_rule,
                   "round-timeout": timeout / rounds}
     if mode == "simulation":
         names = _simulate(list(configs.values()), run_config)

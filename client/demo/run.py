@@ -105,7 +105,7 @@ def viewer_settings(summary: DemoSummary) -> SiteSettings:
 
 def run_demo(workdir: Path, *, n_sites: int = 3, slides_per_site: int = 2, size: int = 4096,
              seed: int = 0, loop: bool = True, k: int | None = None, rounds: int | None = None,
-             federation: str = "simulation",
+             federation: str = "simulation", aggregation_rule: str = "mean",
              profiles: tuple[TrainingProfile, TrainingProfile] | None = None,
              progress: DemoProgress | None = None) -> DemoSummary:
     """Make sample slides for ``n_sites`` sites, ingest and tile them at each site's node,
@@ -117,6 +117,7 @@ def run_demo(workdir: Path, *, n_sites: int = 3, slides_per_site: int = 2, size:
 
     ``k`` patches are corrected per site (``None``: :data:`~pathloop.client.demo.uga.DEMO_K`);
     ``rounds`` ``None`` runs :data:`~pathloop.client.demo.rounds.DEMO_ROUNDS`.
+    ``aggregation_rule`` is the server's rule (``mean``, ``trimmed-mean``, ``median``).
     ``seed`` draws the sample slides and seeds the training. The sample slides are kept
     between runs; the site nodes' folders are made anew. ``profiles`` are the (baseline,
     retraining) training profiles.
@@ -124,6 +125,11 @@ def run_demo(workdir: Path, *, n_sites: int = 3, slides_per_site: int = 2, size:
     workdir = workdir.expanduser().resolve()
     if federation not in FEDERATION_MODES:
         raise InputError(f"federation mode {federation!r}: one of {', '.join(FEDERATION_MODES)}")
+    from pathloop.server.settings import AGGREGATION_RULES
+
+    if aggregation_rule not in AGGREGATION_RULES:
+        raise InputError(f"aggregation rule {aggregation_rule!r}: one of "
+                         f"{', '.join(AGGREGATION_RULES)}")
     if loop and (n_sites < 2 or slides_per_site < 2):
         raise InputError("the demo's loop needs at least 2 sites with 2 slides each")
     notify = progress or (lambda what, done, total: None)
@@ -160,7 +166,8 @@ def run_demo(workdir: Path, *, n_sites: int = 3, slides_per_site: int = 2, size:
                0, rounds)
         with stages(f"federation: {rounds} rounds"):
             summary.rounds.extend(run_federated_rounds(workdir, sites, baseline, rounds=rounds,
-                                                       rerank_k=k, mode=federation, seed=seed))
+                                                       rerank_k=k, mode=federation, seed=seed,
+                                                       aggregation_rule=aggregation_rule))
         with stages("scoring the global versions"):
             scores = score_global_versions(workdir, sites)
     summary.results = _results(sites, seed, k, baseline_dice, summary.outcomes, scores, stages)

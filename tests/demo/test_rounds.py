@@ -68,3 +68,9 @@ def test_an_unknown_federation_mode_is_refused_before_any_work(tmp_path: Path) -
     with pytest.raises(InputError, match="federation mode 'carrier-pigeon'"):
         run_demo(tmp_path, federation="carrier-pigeon")
     assert not (tmp_path / "samples").exists()
+
+
+def test_an_unknown_aggregation_rule_is_refused_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="aggregation rule 'krum': one of mean, trimmed-mean"):
+        run_demo(tmp_path, aggregation_rule="krum")
+    assert not (tmp_path / "samples").exists()
