@@ -20,7 +20,7 @@ from pathloop.client.api import convert, schemas
 from pathloop.client.api.jobs import JobRunner
 from pathloop.client.api.roles import Identity, Role, patch_change_refusal
 from pathloop.client.api.tiles import TileService
-from pathloop.client.api.token_gate import BAD_TOKEN, NO_TOKEN
+from pathloop.client.api.token_gate import BAD_TOKEN, IDENTITY_STATE, NO_TOKEN
 from pathloop.client.api.tokens import TokenStore
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import SlideRecord, Store
@@ -60,10 +60,13 @@ async def _site(request: Request) -> Site:
 SiteDep = Annotated[Site, Depends(_site)]
 
 
-async def _identity(site: SiteDep, credentials: Annotated[
+async def _identity(request: Request, site: SiteDep, credentials: Annotated[
         HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Identity:
     if not site.settings.api.require_token:
         return LOCAL
+    found: Identity | None = getattr(request.state, IDENTITY_STATE, None)
+    if found is not None:  # the token gate already looked the token up
+        return found
     if credentials is None:
         raise HTTPException(401, NO_TOKEN, headers={"WWW-Authenticate": "Bearer"})
     identity = site.tokens.identity_for(credentials.credentials)

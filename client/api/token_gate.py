@@ -19,6 +19,8 @@ OPEN_PATHS = frozenset({"/api/health", "/api/openapi.json", "/api/docs",
 """``/api`` paths anyone may call."""
 NO_TOKEN = "a token is needed: send 'Authorization: Bearer <token>'"
 BAD_TOKEN = "the token is not valid for this site"
+IDENTITY_STATE = "identity"
+"""The key of the request's state under which the gate leaves the identity it found."""
 
 
 class TokenGate:
@@ -41,12 +43,14 @@ class TokenGate:
             await self.app(scope, receive, send)
             return
         token = _bearer_token(scope)
-        if token is None:
-            await _refuse(send, NO_TOKEN)
-        elif site.tokens.identity_for(token) is None:
-            await _refuse(send, BAD_TOKEN)
-        else:
-            await self.app(scope, receive, send)
+        identity = None if token is None else site.tokens.identity_for(token)
+        if identity is None:
+            await _refuse(send, NO_TOKEN if token is None else BAD_TOKEN)
+            return
+        # The routes' dependency reads it from the request's state (the token is hashed and
+        # looked up once per request).
+        scope.setdefault("state", {})[IDENTITY_STATE] = identity
+        await self.app(scope, receive, send)
 
 
 def _bearer_token(scope: Scope) -> str | None:
@@ -69,4 +73,4 @@ async def _refuse(send: Send, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-__all__ = ["BAD_TOKEN", "NO_TOKEN", "OPEN_PATHS", "TokenGate"]
+__all__ = ["BAD_TOKEN", "IDENTITY_STATE", "NO_TOKEN", "OPEN_PATHS", "TokenGate"]
