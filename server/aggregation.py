@@ -42,7 +42,7 @@ of the replies Flower already holds.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import median
 from typing import Any
@@ -81,67 +81,6 @@ class Defences:
     max_examples_ratio: float = 4.0
     rule: str = "mean"
     trim_fraction: float = 0.2
-
-
-class WeightedMean:
-    """A running weighted mean of name → array mappings that all share one layout.
-
-    Parameters
-    ----------
-    reference:
-        Names, shapes and dtypes the result has (the current global model).
-    """
-
-    def __init__(self, reference: Arrays) -> None:
-        self._dtypes = {name: array.dtype for name, array in reference.items()}
-        self._means = {name: np.zeros(array.shape, np.result_type(array.dtype, np.float32))
-                       for name, array in reference.items()}
-        self.total_weight = 0.0
-        self.count = 0
-
-    def add(self, update: Arrays, weight: float) -> None:
-        """Add one update with a positive finite weight (e.g. its training patches).
-
-        The update must have the reference's names and shapes (validate it first, see
-        :func:`pathloop.server.validation.check_update`). The update's share
-        ``weight / total`` is computed in float64 and is at most 1, so no weight overflows
-        the arrays' dtype.
-        """
-        if not (weight > 0 and math.isfinite(weight)):
-            raise ValueError(f"weights must be positive and finite, got {weight}")
-        self.total_weight += float(weight)
-        share = float(weight) / self.total_weight
-        for name, mean in self._means.items():
-            step = np.subtract(update[name], mean, dtype=mean.dtype)  # one temporary
-            step *= mean.dtype.type(share)
-            mean += step
-        self.count += 1
-
-    def result(self) -> dict[str, NDArray[np.generic]]:
-        """The weighted mean in the reference's dtypes; :class:`ValueError` if empty.
-
-        The result may share memory with this object: call it once, last.
-        """
-        if not self.count:
-            raise ValueError("no update was added")
-        out = {name: mean.astype(self._dtypes[name], copy=False)
-               for name, mean in self._means.items()}
-        self.count = 0  # consumed
-        return out
-
-
-def weighted_mean(updates: Iterable[tuple[Arrays, float]]) -> dict[str, NDArray[np.generic]]:
-    """The weighted mean of ``(arrays, weight)`` pairs, member-wise by name."""
-    iterator = iter(updates)
-    try:
-        first, weight = next(iterator)
-    except StopIteration:
-        raise ValueError("no update to aggregate") from None
-    mean = WeightedMean(first)
-    mean.add(first, weight)
-    for arrays, weight in iterator:
-        mean.add(arrays, weight)
-    return mean.result()
 
 
 def capped_weights(counts: Sequence[float], *, max_examples: float,
@@ -212,6 +151,8 @@ def aggregate(reference: Arrays, updates: Sequence[Arrays],
     if not len(updates) == len(weights) == len(scales):
         raise ValueError(f"{len(updates)} updates, {len(weights)} weights and "
                          f"{len(scales)} clipping factors")
+    if not all(w > 0 and math.isfinite(w) for w in weights):
+        raise ValueError(f"weights must be positive and finite, got {list(weights)}")
     total = math.fsum(float(w) for w in weights)
     shares = [float(w) / total for w in weights]  # float64, each at most 1
     out: dict[str, NDArray[np.generic]] = {}
@@ -252,5 +193,4 @@ def _clipped_mean(base: NDArray[np.generic], updates: Sequence[NDArray[np.generi
     return accumulator.astype(base.dtype, copy=False)
 
 
-__all__ = ["Arrays", "Defences", "Reducer", "WeightedMean", "aggregate", "capped_weights",
-           "clip_scale", "weighted_mean"]
+__all__ = ["Arrays", "Defences", "Reducer", "aggregate", "capped_weights", "clip_scale"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pathloop.server.aggregation import WeightedMean, weighted_mean
+from pathloop.server.aggregation import aggregate
 from pathloop.server.contract import (
     PACKED,
     SITE_METRICS,
@@ -27,9 +27,14 @@ def _ensemble(seed: int, folds: int = 3) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _unclipped(*updates: dict[str, np.ndarray]) -> list[dict[int, float]]:
+    return [{parse_member_key(name)[0]: 1.0 for name in u} for u in updates]
+
+
 def test_weighted_mean_is_member_wise_and_weighted() -> None:
     a, b = _ensemble(1), _ensemble(2)
-    mean = weighted_mean([(a, 30.0), (b, 10.0)])
+    # The mean of the unclipped changes from a: a + 0.25·(b − a).
+    mean = aggregate(a, [a, b], [30.0, 10.0], _unclipped(a, b))
     for name in a:
         expected = 0.75 * a[name] + 0.25 * b[name]
         np.testing.assert_allclose(mean[name], expected, rtol=1e-6, atol=1e-7)
@@ -40,13 +45,13 @@ def test_weighted_mean_is_member_wise_and_weighted() -> None:
 
 
 def test_weighted_mean_refuses_nothing_and_non_positive_weights() -> None:
+    a, b = _ensemble(1), _ensemble(2)
     with pytest.raises(ValueError, match="no update"):
-        weighted_mean([])
-    running = WeightedMean(_ensemble(1))
+        aggregate(a, [], [], [])
     with pytest.raises(ValueError, match="positive"):
-        running.add(_ensemble(2), 0.0)
-    with pytest.raises(ValueError, match="no update was added"):
-        running.result()
+        aggregate(a, [a, b], [30.0, 0.0], _unclipped(a, b))
+    with pytest.raises(ValueError, match="positive"):
+        aggregate(a, [a, b], [30.0, float("nan")], _unclipped(a, b))
 
 
 def test_member_keys_round_trip_and_refuse_other_names() -> None:
