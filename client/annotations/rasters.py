@@ -29,6 +29,7 @@ def read_label_image(path: Path, data: bytes, *, image_size: tuple[int, int] | N
                      mpp: float | None) -> InstanceSet:
     """The instances of a label image or binary mask (see the module docstring)."""
     labels = _decode(path, data)
+    _check_integers(path, labels)
     if labels.dtype == np.bool_ or (labels.size and set(np.unique(labels).tolist())
                                     <= {0, 1} | {0, 255}):
         from skimage.measure import label
@@ -71,7 +72,9 @@ def write_label_image(annotations: InstanceSet, file: IO[bytes], suffix: str) ->
     elif suffix in (".tif", ".tiff"):
         import tifffile
 
-        tifffile.imwrite(file, labels, compression="zlib")
+        buffer = io.BytesIO()  # tifffile wants a named file or a buffer, not a bare fd
+        tifffile.imwrite(buffer, labels, compression="zlib")
+        file.write(buffer.getvalue())
     elif suffix == ".npy":
         np.save(file, labels, allow_pickle=False)
     elif suffix == ".npz":
@@ -168,12 +171,16 @@ def _check_pixels(path: Path, width: int, height: int) -> None:
                          f"{MAX_LABEL_PIXELS} px limit")
 
 
-def _instances(path: Path, labels: NDArray[Any], image_size: tuple[int, int] | None,
-               mpp: float | None) -> InstanceSet:
+def _check_integers(path: Path, labels: NDArray[Any]) -> None:
     if labels.ndim != 2 or not (np.issubdtype(labels.dtype, np.integer)
                                 or labels.dtype == np.bool_):
         raise InputError(f"{path}: a label array must be 2-D integers, got {labels.ndim}-D "
                          f"{labels.dtype}")
+
+
+def _instances(path: Path, labels: NDArray[Any], image_size: tuple[int, int] | None,
+               mpp: float | None) -> InstanceSet:
+    _check_integers(path, labels)
     height, width = labels.shape
     if image_size is not None and (width, height) != tuple(image_size):
         raise InputError(f"{path}: labels are {width}×{height} px, the image "

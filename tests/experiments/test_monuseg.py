@@ -9,10 +9,12 @@ import pytest
 
 from pathloop.client.errors import InputError
 from pathloop.client.experiments.monuseg import (
+    MONUSEG_MPP,
     by_organ,
     list_images,
     rasterize_contours,
     read_contours,
+    read_instances,
     read_nucleus_mask,
 )
 
@@ -80,3 +82,16 @@ def test_a_folder_that_is_not_monuseg_is_refused(tmp_path: Path) -> None:
     (tmp_path / "test" / "slide-01.xml").write_text("<Annotations/>")
     with pytest.raises(InputError, match=r"slide-01\.tif: not named by a TCGA code"):
         list_images(tmp_path)
+
+
+def test_instance_contours_where_monuseg_has_them(monuseg: Path) -> None:
+    images = list_images(monuseg)
+    with_contours = [i for i in images if i.contours_path is not None]
+    assert sum(i.split == "train" for i in with_contours) == 13
+    assert sum(i.split == "test" for i in with_contours) == 7
+    nuclei = read_instances(next(i for i in with_contours if i.split == "train"), (1000, 1000))
+    assert nuclei.mpp == MONUSEG_MPP and 200 < len(nuclei) < 900
+    assert nuclei.to_labels().max() > 0
+    without = next(i for i in images if i.contours_path is None)
+    with pytest.raises(InputError, match="MoNuSeg has no nucleus contours for this image"):
+        read_instances(without)
