@@ -113,8 +113,15 @@ def tile(
 def annotate(
     ctx: typer.Context,
     slide: str = typer.Argument(..., help="Slide id, content-hash prefix or path."),
-    mask: Path = typer.Argument(..., help="Label image (8-bit PNG/TIFF) inside the slide roots."),
-    mpp: float = typer.Option(..., "--mpp", help="The label image's µm/px."),
+    annotation: Path = typer.Argument(
+        ..., help="Annotation file inside the slide roots: an 8-bit label image (PNG/TIFF), "
+                  "ImageScope or ASAP XML, QuPath GeoJSON, DSA JSON or a CPM-15 mask."),
+    format: str | None = typer.Option(
+        None, "--format", help="imagescope-xml, asap-xml, geojson, dsa-json, cpm15-mask or "
+                               "label-image (default: told from the file)."),
+    mpp: float | None = typer.Option(
+        None, "--mpp", help="µm/px of a label image (required for one); for outlines, of the "
+                            "stored raster (default: the slide's level 0)."),
 ) -> None:
     """Import an earlier annotation of a slide (shown in the viewer; "keep annotation")."""
     from pathloop.client.usecases.review import import_annotation
@@ -123,7 +130,7 @@ def annotate(
     settings = site_settings(ctx)
     with open_store(settings) as store:
         record = find_slide(store, slide)
-        raster = import_annotation(settings, store, record, mask, mpp=mpp)
+        raster = import_annotation(settings, store, record, annotation, mpp=mpp, format=format)
     console.print(f"slide {record.id} {record.name}: annotation {raster.shape[1]}×"
-                  f"{raster.shape[0]} px at {mpp} µm/px stored (version {raster.version})",
-                  highlight=False)
+                  f"{raster.shape[0]} px at {raster.mpp} µm/px stored (version "
+                  f"{raster.version})", highlight=False)

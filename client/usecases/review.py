@@ -71,21 +71,35 @@ class _MaskBox(PatchBox):
 
 
 def import_annotation(settings: SiteSettings, store: Store, slide: SlideRecord, path: Path, *,
-                      mpp: float) -> RasterRecord:
-    """Store a label image as the slide's annotation (the "keep annotation" source).
+                      mpp: float | None = None, format: str | None = None) -> RasterRecord:
+    """Store an earlier annotation as the slide's annotation (the "keep annotation" source).
 
-    ``path`` must lie inside the slide roots and hold an 8-bit single-channel image (PNG or
-    TIFF) of label values covering the whole slide at ``mpp`` µm/px (its size at that
-    resolution, ±1 px for rounding) with labels below the site's label count.
+    ``path`` must lie inside the slide roots. ``format`` is one of
+    :data:`~pathloop.client.annotations.FORMATS` (default: told from the file).
+
+    - ``label-image``: an 8-bit single-channel image (PNG or TIFF) of class labels covering
+      the whole slide at ``mpp`` µm/px (required; its size at that resolution, ±1 px for
+      rounding) with labels below the site's label count, stored as it is.
+    - every other format (instance outlines or masks in level-0 px): each instance is drawn
+      with the site label its classification names, else the first label after background,
+      into a raster of the whole slide at ``mpp`` (default: the slide's level-0 resolution).
 
     Raises
     ------
-    PathOutsideRootsError, MaskError
-        The file is outside the roots, unreadable, or of the wrong size, mode or labels.
+    PathOutsideRootsError, MaskError, InputError
+        The file is outside the roots, unreadable, malformed, of the wrong size, mode or
+        labels, reaches wholly outside the slide, or holds no instance.
     """
-    from PIL import Image, UnidentifiedImageError
+    from pathloop.client.annotations import sniff_format
 
     resolved = resolve_within_roots(path, settings.slide_roots)
+    chosen = format or sniff_format(resolved)
+    if chosen != "label-image":
+        return _import_instances(settings, store, slide, resolved, chosen, mpp)
+    if mpp is None:
+        raise MaskError(f"{resolved}: a label image needs its resolution (mpp)")
+    from PIL import Image, UnidentifiedImageError
+
     expected = (slide.width * slide.mpp_x / mpp, slide.height * slide.mpp_y / mpp)
     try:
         with Image.open(resolved) as image:
@@ -105,6 +119,28 @@ def import_annotation(settings: SiteSettings, store: Store, slide: SlideRecord, 
                         f"{len(settings.federation.labels)} labels")
     return store.rasters.save(labels, slide.id, ANNOTATION_RASTER, mpp=mpp, downsample="mode",
                               attributes={"source": resolved.name})
+
+
+def _import_instances(settings: SiteSettings, store: Store, slide: SlideRecord, path: Path,
+                      format: str, mpp: float | None) -> RasterRecord:
+    """Draw an instance annotation's classes into a new annotation raster of the slide."""
+    from pathloop.client.annotations import rasterize, read_annotations
+
+    found = read_annotations(path, format=format, image_size=(slide.width, slide.height),
+                             mpp=slide.mpp_x)
+    if not found.instances:
+        raise InputError(f"{path}: holds no instance to import")
+    mpp = slide.mpp_x if mpp is None else mpp
+    shape = (max(1, round(slide.height * slide.mpp_y / mpp)),
+             max(1, round(slide.width * slide.mpp_x / mpp)))
+    labels = settings.federation.labels
+    values = {i.id: labels.index(i.classification) if i.classification in labels[1:] else 1
+              for i in found.instances}
+    drawn = rasterize(found.instances, shape, scale=slide.mpp_x / mpp, values=values,
+                      dtype=np.uint8)
+    return store.rasters.save(drawn, slide.id, ANNOTATION_RASTER, mpp=mpp, downsample="mode",
+                              attributes={"source": path.name, "format": format,
+                                          "instances": len(found.instances)})
 
 
 def patch_box(patch: RankedPatchRecord) -> PatchBox:
