@@ -46,7 +46,8 @@ def test_the_root_of_client_holds_packages_and_its_foundations_only() -> None:
 
 @pytest.mark.parametrize("module", ["pathloop.client.wsi", "pathloop.client.tiling",
                                     "pathloop.client.errors", "pathloop.client.api",
-                                    "pathloop.client.cli", "pathloop.client.demo"])
+                                    "pathloop.client.cli", "pathloop.client.demo",
+                                    "pathloop.client.annotations"])
 def test_public_names_exist(module: str) -> None:
     imported = importlib.import_module(module)
     assert imported.__all__ == sorted(imported.__all__)

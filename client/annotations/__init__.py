@@ -21,7 +21,6 @@ from pathloop.client.annotations.formats import (
 )
 from pathloop.client.annotations.geojson import instances_to_geojson
 from pathloop.client.annotations.instances import (
-    MAX_LABEL_PIXELS,
     Instance,
     InstanceSet,
     rasterize,
@@ -29,7 +28,6 @@ from pathloop.client.annotations.instances import (
 
 __all__ = [
     "FORMATS",
-    "MAX_LABEL_PIXELS",
     "Instance",
     "InstanceSet",
     "boxes_to_geojson",
