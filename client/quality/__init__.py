@@ -31,6 +31,7 @@ from pathloop.client.quality.matching import (
     Overlaps,
     match_instances,
     match_instances_all_pairs,
+    match_overlaps,
     overlaps,
 )
 from pathloop.client.quality.noise import (
@@ -54,6 +55,7 @@ __all__ = [
     "inspect_image",
     "match_instances",
     "match_instances_all_pairs",
+    "match_overlaps",
     "noise_truth",
     "order_images",
     "overall_score",

@@ -1,7 +1,8 @@
 """AI²Seg's inspection (Algorithm 1): instance states, scores and the order of images.
 
 An annotation and a model's prediction of one image (``(H, W)`` integer label arrays of the
-same size, 0 = background) are matched one-to-one by IoU (:func:`match_instances`). Each
+same size, 0 = background) are matched one-to-one by IoU
+(:func:`~pathloop.client.quality.matching.match_instances`). Each
 instance of either then has a state:
 
 - **odd**: an annotated and a predicted instance overlap (matched; IoU in (0, 1]);
@@ -46,7 +47,7 @@ from pathloop.client.quality.labels import (
     instance_boxes,
     same_shape,
 )
-from pathloop.client.quality.matching import match_instances, overlaps
+from pathloop.client.quality.matching import match_overlaps, overlaps
 from pathloop.client.quality.noise import NoisyAnnotation
 
 STATES = ("odd", "additional", "missing")
@@ -117,8 +118,8 @@ def assign_states(annotation: NDArray, prediction: NDArray,
     same_shape(annotation, prediction, "annotation", "prediction")
     for n, member in enumerate(members, start=1):
         same_shape(prediction, np.asarray(member), "prediction", f"ensemble member {n}")
-    matching = match_instances(annotation, prediction)
     table = overlaps(annotation, prediction)
+    matching = match_overlaps(table)
     boxes_a, boxes_p = instance_boxes(annotation), instance_boxes(prediction)
     sure_p = _mean_best_iou(prediction, members)
     sure_a = _mean_best_iou(annotation, members)

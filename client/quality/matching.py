@@ -90,7 +90,11 @@ def match_instances(a: NDArray, b: NDArray) -> Matching:
     ``a`` and ``b`` are ``(H, W)`` label arrays of the same size; only overlapping instances
     are paired (IoU > 0).
     """
-    table = overlaps(a, b)
+    return match_overlaps(overlaps(a, b))
+
+
+def match_overlaps(table: Overlaps) -> Matching:
+    """:func:`match_instances` on a contingency already counted by :func:`overlaps`."""
     return _greedy(table.a_ids, table.b_ids, table.iou(), table.a_area, table.b_area)
 
 
@@ -169,4 +173,5 @@ def _mask_iou(box_a: tuple[int, int, int, int], mask_a: NDArray[np.bool_],
     return intersection / float(union)
 
 
-__all__ = ["Matching", "Overlaps", "match_instances", "match_instances_all_pairs", "overlaps"]
+__all__ = ["Matching", "Overlaps", "match_instances", "match_instances_all_pairs", "match_overlaps",
+           "overlaps"]
