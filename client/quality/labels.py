@@ -55,6 +55,12 @@ def instance_boxes(labels: NDArray[np.int32]) -> dict[int, Box]:
     """Each instance's bounding box as ``(rows, cols)`` slices, keyed by id."""
     if labels.size == 0:
         return {}
+    top = int(labels.max())
+    if top <= max(4 * labels.size, 1 << 16):
+        # find_objects lists a slot per id up to the largest: cheap while ids are not sparse.
+        return {i: box for i, box in enumerate(ndimage.find_objects(labels), start=1)
+                if box is not None}
+    # Sparse, large ids: number them 1..k first (a sort of every pixel, so only here).
     ids, compact = np.unique(labels, return_inverse=True)
     if ids[0] != 0:  # no background: shift so that every instance has a code > 0
         ids = np.concatenate(([0], ids))

@@ -3,7 +3,7 @@
 :func:`overlaps` counts every pair of overlapping instances in one pass over the pixels (a
 sparse contingency table); :func:`match_instances` pairs them greedily, highest IoU first.
 :func:`match_instances_all_pairs` is the straightforward peer the benchmark
-(``bench/inspect.py``) and the tests hold it against: every pair of instances, IoU from
+(``bench/inspection.py``) and the tests hold it against: every pair of instances, IoU from
 their boolean masks. Both take ``(H, W)`` integer label arrays of the same size (0 =
 background) and return the same :class:`Matching`.
 """

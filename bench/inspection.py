@@ -15,8 +15,8 @@ Cases: a synthetic 1000×1000 image with about 500 nuclei (annotation) and a per
 ``/work/shared/data`` is there, a MoNuSeg test image's own annotation (ImageScope XML) with
 a prediction perturbed the same way.
 
-Run: ``.venv/bin/python bench/inspect.py``. Prints a table and writes
-``bench/results/inspect.json``.
+Run: ``.venv/bin/python bench/inspection.py``. Prints a table and writes
+``bench/results/inspection.json``.
 """
 
 from __future__ import annotations
@@ -137,9 +137,9 @@ def main() -> None:
     summary = {"cases": rows, "goal_ratio_at_least": GOAL_RATIO, "min_ratio": min_ratio,
                "same_matches": same, "goal_met": same and min_ratio >= GOAL_RATIO}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "inspect.json").write_text(json.dumps(summary, indent=2))
+    (RESULTS / "inspection.json").write_text(json.dumps(summary, indent=2))
     print(f"\nmin ratio {min_ratio}× (goal ≥ {GOAL_RATIO}×), same matches: {same} → "
-          f"{'met' if summary['goal_met'] else 'MISSED'} → {RESULTS / 'inspect.json'}")
+          f"{'met' if summary['goal_met'] else 'MISSED'} → {RESULTS / 'inspection.json'}")
 
 
 if __name__ == "__main__":
