@@ -5,8 +5,11 @@
 ``noise``           :func:`simulate_noise`: the paper's 9 noise types with ratio β, the
                     truth of which instances are noisy (:class:`NoisyAnnotation`)
 ``distortions``     the per-instance noise types, one function each
+``noise_files``     clean labels read from any annotation format; noisy labels and their
+                    truth (``.noise.json``) written for ``pathloop quality noise``
 ``matching``        :func:`overlaps` in one pass over the pixels; :func:`match_instances`
-                    greedy one-to-one by IoU, and its all-pairs peer
+                    (:func:`match_overlaps`) greedy one-to-one by IoU, and its all-pairs
+                    peer
 ``inspection``      states (odd / additional / missing), scores with α and γ, an image's
                     overall score, the order of images, the truth of simulated noise
 ``roc``             :func:`roc_auc` (Mann–Whitney, ties averaged) and :func:`roc_curve`

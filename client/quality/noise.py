@@ -9,8 +9,8 @@ evaluated against.
 oversized       dilated by 2–4 px (a disk), into background only
 undersized      eroded by 2–4 px (less where that would leave nothing): never vanishes
 contour         only a 2 px outline ring is left, the interior is background
-merged          joined with its nearest neighbour (by centroid) into one id: the convex
-                hull of the pair, over background only (see below for the count)
+merged          joined with its nearest neighbour not yet merged (by centroid) into one
+                id: the convex hull of the pair, over background only (count below)
 split           cut in two along a line through the centroid at a random angle: two ids
 jitter          ``round(β·n)`` small discs (radius 2–4 px) added in background, at least
                 :data:`JITTER_MARGIN` px from any instance and from one another
