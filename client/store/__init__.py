@@ -13,6 +13,7 @@ Everything handed out is a frozen record (:mod:`pathloop.client.store.records`);
 is made only by the Alembic migrations, applied when the store opens.
 """
 
+from pathloop.client.store.inspections import InspectionItemInput
 from pathloop.client.store.rasters import OpenRaster, RasterStore, RasterWriter
 from pathloop.client.store.records import (
     AdoptionOutcome,
@@ -36,7 +37,7 @@ from pathloop.client.store.records import (
     TileRecord,
     TilingRecord,
 )
-from pathloop.client.store.store import InspectionItemInput, Store
+from pathloop.client.store.store import Store
 
 __all__ = [
     "AdoptionOutcome",

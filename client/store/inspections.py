@@ -13,12 +13,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import func, insert, select
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
 
 from pathloop.client.errors import RecordNotFoundError
 from pathloop.client.store import audit, slides
+from pathloop.client.store.db import write_session
 from pathloop.client.store.models import Inspection, InspectionInstance, InspectionItem, utcnow
+from pathloop.client.store.rasters import RasterStore, RasterWriter
 from pathloop.client.store.records import (
     InspectionItemRecord,
     InspectionRecord,
@@ -26,6 +30,35 @@ from pathloop.client.store.records import (
     InstanceFindingRecord,
     InstanceStateName,
 )
+
+
+@dataclass(frozen=True)
+class InspectionItemInput:
+    """An inspected image or region as a use case hands it to
+    :meth:`pathloop.client.store.Store.add_inspection`.
+
+    Attributes
+    ----------
+    box:
+        ``(x, y, width, height)`` in level-0 pixels of the slide.
+    mpp:
+        The slide's level-0 µm/px (the rasters' resolution).
+    annotation, prediction:
+        ``(height, width)`` int32 instance labels over the box, 0 = background.
+    overall:
+        The item's overall score at the run's α and γ.
+    instances:
+        Its findings (see :class:`pathloop.client.store.inspections.NewItem`).
+    """
+
+    name: str
+    slide_id: int
+    box: tuple[int, int, int, int]
+    mpp: float
+    annotation: NDArray[np.int32]
+    prediction: NDArray[np.int32]
+    overall: float
+    instances: Sequence[Any]
 
 
 @dataclass(frozen=True)
@@ -104,6 +137,52 @@ def add(
                  "model_version_id": model_version_id},
     )
     return get(session, inspection_id)
+
+
+def add_with_rasters(
+    engine: Engine,
+    rasters: RasterStore,
+    *,
+    name: str,
+    source: InspectionSource,
+    author: str,
+    params: Mapping[str, Any],
+    alpha: float,
+    gamma: float,
+    items: Sequence[InspectionItemInput],
+    model_version_id: int | None,
+) -> InspectionRecord:
+    """Store every item's two label rasters and the run in one transaction (see
+    :meth:`pathloop.client.store.Store.add_inspection`): on any error nothing is recorded
+    and the raster folders written so far are removed."""
+    writers: list[RasterWriter] = []
+    try:
+        with write_session(engine) as session:
+            new_items = []
+            for item in items:
+                ids = []
+                for kind, labels in (("inspection-annotation", item.annotation),
+                                     ("inspection-prediction", item.prediction)):
+                    writer = rasters.save_in(
+                        session, labels, item.slide_id, kind, mpp=item.mpp,
+                        downsample="nearest", actor=author,
+                        attributes={"box": list(item.box), "item": item.name})
+                    writers.append(writer)
+                    ids.append(writer.record.id)
+                new_items.append(NewItem(
+                    name=item.name, slide_id=item.slide_id, box=item.box, mpp=item.mpp,
+                    annotation_raster_id=ids[0], prediction_raster_id=ids[1],
+                    overall=item.overall, instances=item.instances))
+            record = add(session, name=name, source=source, author=author,
+                         model_version_id=model_version_id, params=params, alpha=alpha,
+                         gamma=gamma, items=new_items)
+    except BaseException:
+        for writer in writers:
+            writer.discard()
+        raise
+    for writer in writers:
+        writer.release()
+    return record
 
 
 def get(session: Session, inspection_id: int) -> InspectionRecord:
