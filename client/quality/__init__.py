@@ -13,9 +13,12 @@
 ``inspection``      states (odd / additional / missing), scores with α and γ, an image's
                     overall score, the order of images, the truth of simulated noise
 ``roc``             :func:`roc_auc` (Mann–Whitney, ties averaged) and :func:`roc_curve`
+``instances``       the instance model: 3-class targets, training through the nnU-Net
+                    adapter, TTA prediction and the seeded watershed
 =================== ===================================================================
 
-Nothing here imports torch, nnU-Net or a web framework: predictions arrive as label arrays.
+Nothing here imports torch, nnU-Net or a web framework: predictions arrive as label arrays
+(``instances`` reaches the networks through the adapter's :class:`FoldPredictor`).
 """
 
 from pathloop.client.quality.inspection import (

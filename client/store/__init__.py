@@ -13,6 +13,7 @@ Everything handed out is a frozen record (:mod:`pathloop.client.store.records`);
 is made only by the Alembic migrations, applied when the store opens.
 """
 
+from pathloop.client.store.inspections import InspectionItemInput
 from pathloop.client.store.rasters import OpenRaster, RasterStore, RasterWriter
 from pathloop.client.store.records import (
     AdoptionOutcome,
@@ -20,6 +21,11 @@ from pathloop.client.store.records import (
     AuditEvent,
     CorrectionRecord,
     Downsample,
+    InspectionItemRecord,
+    InspectionRecord,
+    InspectionSource,
+    InstanceFindingRecord,
+    InstanceStateName,
     ModelVersionRecord,
     MppSource,
     PatchBox,
@@ -39,6 +45,12 @@ __all__ = [
     "AuditEvent",
     "CorrectionRecord",
     "Downsample",
+    "InspectionItemInput",
+    "InspectionItemRecord",
+    "InspectionRecord",
+    "InspectionSource",
+    "InstanceFindingRecord",
+    "InstanceStateName",
     "ModelVersionRecord",
     "MppSource",
     "OpenRaster",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -25,18 +25,24 @@ from pathloop.client.store import (
     adoptions,
     audit,
     corrections,
+    inspections,
     model_versions,
     rankings,
     slides,
     tilings,
 )
 from pathloop.client.store.db import create_store_engine, ensure_schema, read_session, write_session
+from pathloop.client.store.inspections import InspectionItemInput
 from pathloop.client.store.rasters import RasterStore
 from pathloop.client.store.records import (
     AdoptionOutcome,
     AdoptionRecord,
     AuditEvent,
     CorrectionRecord,
+    InspectionItemRecord,
+    InspectionRecord,
+    InspectionSource,
+    InstanceFindingRecord,
     ModelVersionRecord,
     MppSource,
     PatchBox,
@@ -404,6 +410,56 @@ class Store:
         """Every version of a patch's correction, oldest first (a ranked patch's id works too)."""
         with read_session(self.engine) as session:
             return corrections.history(session, patch)
+
+    # --- inspections ---------------------------------------------------------------------------
+
+    def add_inspection(
+        self,
+        *,
+        name: str,
+        source: InspectionSource,
+        author: str,
+        params: Mapping[str, Any],
+        alpha: float,
+        gamma: float,
+        items: Sequence[InspectionItemInput],
+        model_version_id: int | None = None,
+    ) -> InspectionRecord:
+        """Record an inspection run, its items' label rasters and its findings at once.
+
+        The rasters and every record are one transaction: on any error nothing is recorded
+        and the rasters written so far are removed.
+        """
+        return inspections.add_with_rasters(
+            self.engine, self.rasters, name=name, source=source, author=author,
+            params=params, alpha=alpha, gamma=gamma, items=items,
+            model_version_id=model_version_id)
+
+    def list_inspections(self) -> list[InspectionRecord]:
+        """Every inspection, newest first."""
+        with read_session(self.engine) as session:
+            return inspections.all_inspections(session)
+
+    def get_inspection(self, inspection_id: int) -> InspectionRecord:
+        """The inspection with this id, or :class:`RecordNotFoundError`."""
+        with read_session(self.engine) as session:
+            return inspections.get(session, inspection_id)
+
+    def inspection_items(self, inspection_id: int) -> list[InspectionItemRecord]:
+        """An inspection's items in the order they were stored."""
+        with read_session(self.engine) as session:
+            return inspections.items(session, inspection_id)
+
+    def inspection_item(self, inspection_id: int, item_id: int) -> InspectionItemRecord:
+        """One item of an inspection, or :class:`RecordNotFoundError`."""
+        with read_session(self.engine) as session:
+            return inspections.get_item(session, inspection_id, item_id)
+
+    def instance_findings(self, item_ids: Sequence[int]
+                          ) -> dict[int, list[InstanceFindingRecord]]:
+        """The instance findings of each item, by number."""
+        with read_session(self.engine) as session:
+            return inspections.findings(session, item_ids)
 
     # --- audit --------------------------------------------------------------------------------
 

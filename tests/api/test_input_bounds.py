@@ -22,6 +22,9 @@ BEYOND_INT64 = 2**63  # SQLite and PostgreSQL integers stop at 2**63 - 1
     (f"/api/patches/{BEYOND_INT64}", "patch_id"),
     (f"/api/patches/{BEYOND_INT64}/versions", "patch_id"),
     (f"/api/patches/1/mask?version={BEYOND_INT64}", "version"),
+    (f"/api/inspections/{BEYOND_INT64}/items", "inspection_id"),
+    (f"/api/inspections/1/items/{BEYOND_INT64}", "item_id"),
+    (f"/api/inspections/1/items/1/views/combined.png?selected={BEYOND_INT64}", "selected"),
 ])
 def test_an_id_beyond_the_stores_integers_is_a_422_naming_it(client: TestClient, path: str,
                                                               name: str) -> None:
