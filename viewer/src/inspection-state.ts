@@ -111,12 +111,12 @@ export function stepItem<T extends { id: number }>(ordered: readonly T[], curren
 }
 
 /**
- * The instance number `step` moves to from `current` through `numbers` (an item's instances
- * in list order). From none, forward starts at the first suspect one (else the first) and
+ * The instance number `step` moves to from `current` through `instances` (an item's, in
+ * list order). From none, forward starts at the first suspect one (else the first) and
  * backward at the last; the ends stop.
  */
-export function stepInstance(
-  instances: readonly { number: number; suspect: boolean }[], current: number | null, step: number,
+export function stepInstance<T extends { number: number; suspect: boolean }>(
+  instances: readonly T[], current: number | null, step: number,
 ): number | null {
   if (instances.length === 0) return null;
   const at = instances.findIndex((instance) => instance.number === current);
