@@ -8,6 +8,12 @@ import type { RleMask } from "../editor/rle";
 import type { paths } from "./schema";
 import type {
   CorrectionVersion,
+  DecisionStored,
+  InspectionDecision,
+  InspectionItem,
+  InspectionItemDetail,
+  InspectionSummary,
+  InspectionView,
   Job,
   JobKind,
   MaskSource,
@@ -58,11 +64,21 @@ function toError(response: Response, error: unknown): ApiError {
   return new ApiError(response.status, kind, detail);
 }
 
+/** α and γ of an inspection request; null: the run's own. */
+export type Weights = { alpha: number | null; gamma: number | null };
+
+function query(values: Record<string, number | null>): string {
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries(values)) if (value !== null) params.set(name, String(value));
+  const text = params.toString();
+  return text ? `?${text}` : "";
+}
+
 export class SiteApi {
   readonly client: Client<paths>;
 
   /** `onUnauthorized` hears of every 401 (a missing or wrong token). */
-  constructor(readonly token: string, onUnauthorized: () => void, baseUrl = window.location.origin) {
+  constructor(readonly token: string, private readonly onUnauthorized: () => void, private readonly baseUrl = window.location.origin) {
     this.client = createClient<paths>({ baseUrl });
     this.client.use({
       onRequest({ request }) {
@@ -161,6 +177,56 @@ export class SiteApi {
 
   startJob(kind: JobKind, slideId: number | null): Promise<Job> {
     return ok(this.client.POST("/api/jobs", { body: { kind, slide_id: slideId, params: {} } }));
+  }
+
+  inspections(): Promise<InspectionSummary[]> {
+    return this.json("/api/inspections");
+  }
+
+  /** A run's items at α and γ (the run's own when null), most suspect first. */
+  inspectionItems(inspectionId: number, weights: Weights): Promise<InspectionItem[]> {
+    return this.json(`/api/inspections/${inspectionId}/items${query(weights)}`);
+  }
+
+  inspectionItem(inspectionId: number, itemId: number, weights: Weights): Promise<InspectionItemDetail> {
+    return this.json(`/api/inspections/${inspectionId}/items/${itemId}${query(weights)}`);
+  }
+
+  /** One of an item's three views as a PNG: the region with its overlay drawn. */
+  async inspectionView(
+    inspectionId: number, itemId: number, view: InspectionView, weights: Weights, selected: number | null,
+  ): Promise<Blob> {
+    const response = await this.fetch(
+      `/api/inspections/${inspectionId}/items/${itemId}/views/${view}.png${query({ ...weights, selected })}`);
+    return response.blob();
+  }
+
+  /** Stores a decision on an item (or one of its instances) as a new correction version. */
+  decide(
+    inspectionId: number, itemId: number, decision: InspectionDecision, instance: number | null,
+    baseVersion: number | null,
+  ): Promise<DecisionStored> {
+    return this.json(`/api/inspections/${inspectionId}/items/${itemId}/decisions`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ decision, instance, base_version: baseVersion }),
+    });
+  }
+
+  private async fetch(path: string, init: RequestInit = {}): Promise<Response> {
+    const request = new Request(new URL(path, this.baseUrl), init);
+    request.headers.set("Authorization", `Bearer ${this.token}`);
+    const response = await fetch(request);
+    if (response.status === 401) this.onUnauthorized();
+    if (!response.ok) {
+      const error: unknown = await response.clone().json().catch(() => response.text().catch(() => ""));
+      throw toError(response, error);
+    }
+    return response;
+  }
+
+  private async json<T>(path: string, init: RequestInit = {}): Promise<T> {
+    return (await (await this.fetch(path, init)).json()) as T;
   }
 
   cancelJob(jobId: string): Promise<Job> {

@@ -28,3 +28,51 @@ export type JobKind = Job["kind"];
 export type MaskSource = NonNullable<
   NonNullable<paths["/api/patches/{patch_id}/mask"]["get"]["parameters"]["query"]>["source"]
 >;
+
+// The inspection routes (issue 15), as the contract between the slices describes them.
+export type InspectionView = "annotation" | "combined" | "prediction";
+export type InspectionDecision = "keep-annotation" | "accept-prediction" | "re-annotate";
+export interface Box {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+export interface InspectionSummary {
+  id: number;
+  name: string;
+  created_at: string;
+  source: string;
+  n_items: number;
+  alpha: number;
+  gamma: number;
+}
+export interface InspectionItem {
+  id: number;
+  slide_id: number;
+  slide_name: string;
+  box: Box;
+  mpp: number;
+  overall: number;
+  n_instances: number;
+  n_suspect: number;
+  decision: string | null;
+}
+export interface InspectionInstance {
+  number: number;
+  state: string;
+  score: number;
+  iou: number;
+  area: number;
+  certainty: number;
+  suspect: boolean;
+  bbox: Box;
+  decision: string | null;
+}
+export interface InspectionItemDetail extends InspectionItem {
+  instances: InspectionInstance[];
+}
+export interface DecisionStored {
+  correction_id: number;
+  version: number;
+}
