@@ -45,7 +45,7 @@ export class App {
       stateChanged: () => this.stateChanged(),
     }, byId("versions"));
     this.toolbar = new Toolbar(byId("toolbar"), this.editor, (action) => void this.perform(action));
-    this.inspection = new InspectionPanel(api, (decision, whole) => void this.decide(decision, whole));
+    this.inspection = new InspectionPanel(api, (decision, whole) => void this.decide(decision, whole), () => this.toggleHelp());
     this.inspection.onChange = () => this.writeUrl();
     this.modeButtons = new Map([
       ["worklist", button("Worklist", "mode-worklist", () => void this.setMode("worklist"),

@@ -15,7 +15,7 @@ import type {
   InspectionSummary,
   InspectionView,
 } from "./api/types";
-import { byId, el, formatTime } from "./dom";
+import { button, byId, el, formatTime } from "./dom";
 import {
   debounce,
   formatWeight,
@@ -85,7 +85,11 @@ export class InspectionPanel {
   private readonly weightsChanged: Debounced<[]>;
   private settling: (() => void) | null = null;
 
-  constructor(private readonly api: SiteApi, decide: (decision: InspectionDecision, whole: boolean) => void) {
+  constructor(
+    private readonly api: SiteApi,
+    decide: (decision: InspectionDecision, whole: boolean) => void,
+    help: () => void,
+  ) {
     const slider = (id: string, title: string) => el("input", {
       type: "range", min: 0, max: 1, step: 0.05, value: 0, id, "data-testid": id, title, "aria-label": title,
     });
@@ -151,6 +155,7 @@ export class InspectionPanel {
         el("span", { class: "legend-entry" }, el("span", { class: "swatch", style: "background:#00c853" }), "consistent"),
         el("span", { class: "legend-entry" }, el("span", { class: "swatch", style: "background:#ff1744" }), "suspect (numbered)"),
         el("span", { class: "legend-entry" }, el("span", { class: "swatch", style: "background:#ffffff" }), "selected")),
+      el("div", { class: "group end" }, button("?", "inspection-help", help, "Keyboard shortcuts (?)")),
     );
     this.render();
   }
