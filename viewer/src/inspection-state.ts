@@ -82,16 +82,15 @@ export function formatWeight(value: number): string {
 export interface Ranked {
   id: number;
   overall: number;
-  slide_name: string;
+  name: string;
 }
 
 /**
- * Items most suspect first: overall score descending, then slide name and id, so equal
- * scores keep one order whatever order the reply listed them in.
+ * Items most suspect first: overall score descending, then name and id, so equal scores
+ * keep one order whatever order the reply listed them in.
  */
 export function orderItems<T extends Ranked>(items: readonly T[]): T[] {
-  return [...items].sort((a, b) =>
-    b.overall - a.overall || a.slide_name.localeCompare(b.slide_name) || a.id - b.id);
+  return [...items].sort((a, b) => b.overall - a.overall || a.name.localeCompare(b.name) || a.id - b.id);
 }
 
 /**
@@ -131,6 +130,24 @@ export function stepInstance<T extends { number: number; suspect: boolean }>(
 export function orderInstances<T extends { number: number; score: number; suspect: boolean }>(instances: readonly T[]): T[] {
   return [...instances].sort((a, b) =>
     Number(b.suspect) - Number(a.suspect) || b.score - a.score || a.number - b.number);
+}
+
+/** A box in a view's pixels (x, y from its top-left). */
+export interface ViewBox {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * The instance a click at view pixel (x, y) means: the smallest whose box holds the point
+ * (a small nucleus inside a large one's box stays reachable); null where none does.
+ */
+export function instanceAt<T extends { number: number; bbox: ViewBox }>(instances: readonly T[], x: number, y: number): number | null {
+  const hits = instances.filter(({ bbox: b }) => x >= b.x && x < b.x + b.width && y >= b.y && y < b.y + b.height);
+  hits.sort((a, b) => a.bbox.width * a.bbox.height - b.bbox.width * b.bbox.height || a.number - b.number);
+  return hits[0]?.number ?? null;
 }
 
 /** The timers `debounce` uses (the window's; tests pass fakes). */

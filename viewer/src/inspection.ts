@@ -19,6 +19,7 @@ import { button, byId, el, formatTime } from "./dom";
 import {
   debounce,
   formatWeight,
+  instanceAt,
   Latest,
   orderInstances,
   orderItems,
@@ -75,8 +76,6 @@ export class InspectionPanel {
   gamma = 0;
   /** Hears of every change worth keeping in the URL. */
   onChange: () => void = () => undefined;
-  /** The latest stored correction version of each item this session decided on. */
-  private readonly versions = new Map<number, number>();
   private readonly images = new Map<InspectionView, HTMLImageElement>();
   private readonly parts: Parts;
   private readonly listRequests = new Latest();
@@ -152,8 +151,8 @@ export class InspectionPanel {
       el("div", { class: "group" }, parts.instanceLabel, ...parts.instanceButtons),
       el("div", { class: "group info" }, parts.itemInfo),
       el("div", { class: "group legend-swatches" },
-        el("span", { class: "legend-entry" }, el("span", { class: "swatch", style: "background:#00c853" }), "consistent"),
-        el("span", { class: "legend-entry" }, el("span", { class: "swatch", style: "background:#ff1744" }), "suspect (numbered)"),
+        el("span", { class: "legend-entry" }, el("span", { class: "swatch", style: "background:#39e75f" }), "consistent"),
+        el("span", { class: "legend-entry" }, el("span", { class: "swatch", style: "background:#ff2d2d" }), "suspect (numbered)"),
         el("span", { class: "legend-entry" }, el("span", { class: "swatch", style: "background:#ffffff" }), "selected")),
       el("div", { class: "group end" }, button("?", "inspection-help", help, "Keyboard shortcuts (?)")),
     );
@@ -229,7 +228,7 @@ export class InspectionPanel {
       this.onChange();
       await this.loadViews(VIEWS);
       const rank = this.items.findIndex((i) => i.id === itemId) + 1;
-      notify(`#${rank} ${detail.slide_name}: overall ${detail.overall.toFixed(3)}, `
+      notify(`#${rank} ${detail.name}: overall ${detail.overall.toFixed(3)}, `
         + `${detail.n_suspect} of ${detail.n_instances} instances suspect`);
     } catch (error) {
       notify(`Cannot open inspection item ${itemId}: ${describe(error)}`, "error");
@@ -267,7 +266,7 @@ export class InspectionPanel {
 
   /**
    * Stores a decision for the selected instance (`whole`: for the item) as a new correction
-   * version based on the latest one this viewer knows of; shows the stored version.
+   * version based on the item's version as last loaded; shows the stored version.
    */
   async decide(decision: InspectionDecision, whole: boolean): Promise<void> {
     const { run, item } = this;
@@ -280,10 +279,9 @@ export class InspectionPanel {
       notify("Select an instance first (click it, or ] / [), or decide for the whole item", "warn");
       return;
     }
-    const what = instance === null ? `${item.slide_name}` : `instance ${instance} of ${item.slide_name}`;
+    const what = instance === null ? item.name : `instance ${instance} of ${item.name}`;
     try {
-      const stored = await track(this.api.decide(run.id, item.id, decision, instance, this.versions.get(item.id) ?? null));
-      this.versions.set(item.id, stored.version);
+      const stored = await track(this.api.decide(run.id, item.id, decision, instance, item.version));
       await this.rescore();
       notify(`${decision} for ${what}: stored as version v${stored.version}`, "ok");
     } catch (error) {
@@ -291,11 +289,6 @@ export class InspectionPanel {
       notify(`Cannot store ${decision} for ${what}: ${describe(error)}`
         + (stale ? " (someone decided on this item meanwhile: reload the page to see it)" : ""), "error");
     }
-  }
-
-  /** The latest stored version this viewer knows of `itemId` (null: none stored here yet). */
-  version(itemId: number): number | null {
-    return this.versions.get(itemId) ?? null;
   }
 
   /** The items, the open item and its views again at the current α and γ. */
@@ -340,7 +333,7 @@ export class InspectionPanel {
         const blob = await track(this.api.inspectionView(run.id, item.id, view, this.weights, selected));
         if (latest.current(ticket)) await show(this.images.get(view)!, blob, `${item.id}:${weights}:${selected ?? ""}`);
       } catch (error) {
-        if (latest.current(ticket)) notify(`Cannot load the ${view} view of ${item.slide_name}: ${describe(error)}`, "error");
+        if (latest.current(ticket)) notify(`Cannot load the ${view} view of ${item.name}: ${describe(error)}`, "error");
       }
     }));
   }
@@ -357,16 +350,12 @@ export class InspectionPanel {
   private pickAt(image: HTMLImageElement, event: MouseEvent): void {
     const item = this.item;
     if (!item || !image.naturalWidth) return;
-    // The picture is letterboxed in its element (object-fit: contain).
+    // The picture is letterboxed in its element (object-fit: contain); boxes are in its pixels.
     const rect = image.getBoundingClientRect();
     const scale = Math.min(rect.width / image.naturalWidth, rect.height / image.naturalHeight);
-    const left = rect.left + (rect.width - image.naturalWidth * scale) / 2;
-    const top = rect.top + (rect.height - image.naturalHeight * scale) / 2;
-    const x = item.box.x + (event.clientX - left) / (image.naturalWidth * scale) * item.box.width;
-    const y = item.box.y + (event.clientY - top) / (image.naturalHeight * scale) * item.box.height;
-    const hits = item.instances.filter(({ bbox: b }) => x >= b.x && x < b.x + b.width && y >= b.y && y < b.y + b.height);
-    hits.sort((a, b) => a.bbox.width * a.bbox.height - b.bbox.width * b.bbox.height);
-    this.selectInstance(hits[0]?.number ?? null);
+    const x = (event.clientX - rect.left - (rect.width - image.naturalWidth * scale) / 2) / scale;
+    const y = (event.clientY - rect.top - (rect.height - image.naturalHeight * scale) / 2) / scale;
+    this.selectInstance(instanceAt(item.instances, x, y));
   }
 
   private showWeights(): void {
@@ -397,10 +386,9 @@ export class InspectionPanel {
     for (const b of parts.itemButtons) b.disabled = !item;
     for (const b of parts.instanceButtons) b.disabled = this.instance === null;
     parts.instanceLabel.textContent = this.instance === null ? "Instance" : `Instance ${this.instance}`;
-    const version = item ? this.versions.get(item.id) : undefined;
     parts.itemInfo.textContent = item
-      ? `${item.slide_name} · (${item.box.x}, ${item.box.y}) ${item.box.width}×${item.box.height} px`
-        + ` · overall ${item.overall.toFixed(3)}${item.decision ? ` · ${item.decision}` : ""}${version ? ` · v${version}` : ""}`
+      ? `${item.name} · ${item.box.width}×${item.box.height} px · overall ${item.overall.toFixed(3)}`
+        + `${item.decision ? ` · ${item.decision}` : ""}${item.version ? ` · v${item.version}` : ""}`
       : "";
     document.body.dataset.inspectionItem = item ? String(item.id) : "";
     parts.items.querySelector(".current")?.scrollIntoView({ block: "nearest" });
@@ -410,12 +398,13 @@ export class InspectionPanel {
     const row = el("li", {
       class: `inspection-item${item.id === this.item?.id ? " current" : ""}`,
       "data-testid": "inspection-item", "data-item-id": item.id, "data-overall": item.overall, tabindex: 0,
-      title: `${item.slide_name} at (${item.box.x}, ${item.box.y}), ${item.box.width}×${item.box.height} px, `
-        + `${item.mpp} µm/px; ${item.n_suspect} of ${item.n_instances} instances suspect`,
+      title: `${item.name}: ${item.slide_name} at (${item.box.x}, ${item.box.y}), ${item.box.width}×${item.box.height} px, `
+        + `${item.mpp} µm/px; ${item.n_suspect} of ${item.n_instances} instances suspect`
+        + `${item.version ? `; correction v${item.version}` : ""}`,
     },
       el("span", { class: "rank" }, `#${rank}`),
       el("span", { class: "score", "data-testid": "item-score" }, item.overall.toFixed(3)),
-      el("span", { class: "slide-name" }, item.slide_name),
+      el("span", { class: "slide-name" }, item.name),
       el("span", { class: "suspect-count" }, `${item.n_suspect}/${item.n_instances}`),
       item.decision ? el("span", { class: `badge decided`, "data-testid": "item-decision" }, item.decision) : null,
     );

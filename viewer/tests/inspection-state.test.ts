@@ -4,6 +4,7 @@ import {
   Latest,
   debounce,
   formatState,
+  instanceAt,
   orderInstances,
   orderItems,
   parseState,
@@ -40,7 +41,7 @@ class FakeTimers implements Timers {
   }
 }
 
-const item = (id: number, overall: number, slide_name = "s") => ({ id, overall, slide_name });
+const item = (id: number, overall: number, name = "s") => ({ id, overall, name });
 
 describe("inspection URL state", () => {
   it("round-trips the inspection mode's state through the fragment", () => {
@@ -62,7 +63,7 @@ describe("inspection URL state", () => {
 });
 
 describe("inspection order", () => {
-  it("ranks items by overall score, ties by slide name then id", () => {
+  it("ranks items by overall score, ties by name then id", () => {
     const ordered = orderItems([item(1, 0.2), item(2, 0.9), item(4, 0.5, "b"), item(3, 0.5, "a"), item(5, 0.5, "a")]);
     expect(ordered.map((i) => i.id)).toEqual([2, 3, 5, 4, 1]);
   });
@@ -98,6 +99,22 @@ describe("inspection order", () => {
     expect(stepInstance(instances, 1, 1)).toBe(1);
     expect(stepInstance([{ number: 8, score: 0, suspect: false }], null, 1)).toBe(8);
     expect(stepInstance([], null, 1)).toBeNull();
+  });
+});
+
+describe("clicks on the combined view", () => {
+  it("pick the smallest instance whose box holds the point", () => {
+    const box = (x: number, y: number, width: number, height: number) => ({ x, y, width, height });
+    const instances = [
+      { number: 1, bbox: box(0, 0, 50, 50) },
+      { number: 2, bbox: box(10, 10, 10, 10) },
+      { number: 3, bbox: box(60, 0, 10, 10) },
+    ];
+    expect(instanceAt(instances, 15, 15)).toBe(2);
+    expect(instanceAt(instances, 40, 40)).toBe(1);
+    expect(instanceAt(instances, 20, 15)).toBe(1); // the right edge is outside the box
+    expect(instanceAt(instances, 65, 5)).toBe(3);
+    expect(instanceAt(instances, 80, 5)).toBeNull();
   });
 });
 

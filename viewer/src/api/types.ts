@@ -49,6 +49,8 @@ export interface InspectionSummary {
 }
 export interface InspectionItem {
   id: number;
+  inspection_id: number;
+  name: string;
   slide_id: number;
   slide_name: string;
   box: Box;
@@ -57,6 +59,7 @@ export interface InspectionItem {
   n_instances: number;
   n_suspect: number;
   decision: string | null;
+  version: number;
 }
 export interface InspectionInstance {
   number: number;
