@@ -23,8 +23,14 @@ SlideId = Annotated[int, Path(ge=1, le=MAX_ID, description="a slide of this site
 PatchId = Annotated[int, Path(ge=1, le=MAX_ID, description="a worklist patch of this site")]
 TileIndex = Annotated[int, Path(ge=-MAX_TILE_INDEX, le=MAX_TILE_INDEX)]
 SlideFilter = Annotated[int | None, Query(ge=1, le=MAX_ID, description="only this slide")]
+InspectionId = Annotated[int, Path(ge=1, le=MAX_ID, description="an inspection run")]
+ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description="an item of the inspection")]
+WeightQuery = Annotated[float | None, Query(ge=0.0, le=1.0,
+                                            description="in [0, 1]; default the run's")]
+InstanceQuery = Annotated[int | None, Query(ge=1, le=MAX_ID,
+                                            description="the selected instance's number")]
 VersionQuery = Annotated[int | None, Query(ge=0, le=MAX_ID,
                                            description="a correction version; default latest")]
 
-__all__ = ["MAX_ID", "MAX_TILE_INDEX", "PatchId", "SlideFilter", "SlideId", "TileIndex",
-           "VersionQuery"]
+__all__ = ["MAX_ID", "MAX_TILE_INDEX", "InspectionId", "InstanceQuery", "ItemId", "PatchId",
+           "SlideFilter", "SlideId", "TileIndex", "VersionQuery", "WeightQuery"]

@@ -162,15 +162,80 @@ class Claim(_Body):
     force: bool = False
 
 
+class InspectionSummary(_Body):
+    id: int
+    name: str
+    created_at: datetime
+    source: Literal["image-set", "slide-regions"]
+    n_items: int
+    alpha: float = Field(description="the run's uncertainty weighting α, the default")
+    gamma: float = Field(description="the run's size scaling γ, the default")
+
+
+class Box(_Body):
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+InspectionDecision = Literal["keep-annotation", "accept-prediction", "re-annotate"]
+
+
+class InspectionItem(_Body):
+    id: int
+    inspection_id: int
+    name: str = Field(description="the image's file name or the region's name")
+    slide_id: int
+    slide_name: str
+    box: Box = Field(description="level-0 pixels of the slide")
+    mpp: float
+    overall: float = Field(description="mean instance score at the asked α and γ")
+    n_instances: int
+    n_suspect: int = Field(description="instances whose score is at least 0.5")
+    decision: InspectionDecision | None = Field(description="latest decision on the item")
+    version: int = Field(description="latest correction version of the item's box: the "
+                                     "base_version of the next decision")
+
+
+class InspectionInstance(_Body):
+    number: int
+    state: Literal["odd", "additional", "missing"]
+    score: float
+    iou: float
+    area: int
+    certainty: float
+    suspect: bool
+    bbox: Box = Field(description="pixels of the item's views (x, y from its top-left)")
+    decision: InspectionDecision | None
+
+
+class InspectionItemDetail(InspectionItem):
+    instances: list[InspectionInstance]
+
+
+class InspectionDecisionRequest(_Body):
+    decision: InspectionDecision
+    instance: int | None = Field(None, ge=1, le=MAX_ID,
+                                 description="an instance number; none: the whole item")
+    base_version: int | None = Field(None, ge=0, le=MAX_ID,
+                                     description="the version the decision was based on")
+
+
+class InspectionDecisionSaved(_Body):
+    correction_id: int
+    version: int
+
+
 class JobRequest(_Body):
-    kind: Literal["tile", "predict", "rank", "train"]
+    kind: Literal["tile", "predict", "rank", "train", "inspect"]
     slide_id: int | None = Field(None, ge=1, le=MAX_ID)
     params: dict[str, Any] = Field(default_factory=dict)
 
 
 class JobInfo(_Body):
     id: str
-    kind: Literal["tile", "predict", "rank", "train"]
+    kind: Literal["tile", "predict", "rank", "train", "inspect"]
     slide_id: int | None
     user: str
     state: Literal["queued", "running", "succeeded", "failed", "cancelled"]

@@ -5,18 +5,19 @@ MoNuSeg (Kumar et al., IEEE TMI 2017/2020) holds 1000×1000 H&E tiles scanned at
 the tissue source site (TSS) code in its name, ``TCGA-<TSS>-…``: :data:`ORGAN_OF_TSS` maps the
 codes MoNuSeg uses. Expected layout (as published, read in place)::
 
-    <root>/train/images/<stem>.tif    RGB
-    <root>/train/masks/<stem>.png     binary nucleus mask (0/1 or 0/255)
-    <root>/test/<stem>.tif            RGB
-    <root>/test/<stem>.xml            Aperio ImageScope XML, one <Region> per nucleus
+    <root>/train/images/<stem>.tif          RGB
+    <root>/train/masks/<stem>.png           binary nucleus mask (0/1 or 0/255)
+    <root>/train/annotations/<stem>.xml     contours, for some training images
+    <root>/test/<stem>.tif                  RGB
+    <root>/test/<stem>.xml                  Aperio ImageScope XML, one <Region> per nucleus
 
-The TIFFs carry no resolution tags: :data:`MONUSEG_MPP` is supplied when they are opened.
+The TIFFs carry no resolution tags: :data:`MONUSEG_MPP` is supplied when they are opened. The
+contour files are read by :mod:`pathloop.client.annotations` (ImageScope XML).
 """
 
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from pathloop.client.annotations import Instance, InstanceSet, rasterize, read_annotations
 from pathloop.client.errors import InputError
 
 MONUSEG_MPP = 0.25  # 40× scans
@@ -42,6 +44,7 @@ ORGAN_OF_TSS: dict[str, str] = {
     "FG": "brain",
 }
 _TCGA = re.compile(r"^TCGA-([A-Z0-9]{2})-")
+_CENTRE = 0.5  # ImageScope vertices are pixel centres (see annotations.imagescope)
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class MonusegImage:
         The RGB TIFF.
     annotation_path:
         A binary mask PNG (training images) or contour XML (test images).
+    contours_path:
+        The nucleus contours (ImageScope XML) where MoNuSeg has them: every test image and
+        13 of the 30 training images; ``None`` for the others.
     """
 
     stem: str
@@ -70,6 +76,7 @@ class MonusegImage:
     split: Literal["train", "test"]
     image_path: Path
     annotation_path: Path
+    contours_path: Path | None = None
 
 
 def list_images(root: Path) -> list[MonusegImage]:
@@ -92,7 +99,10 @@ def list_images(root: Path) -> list[MonusegImage]:
                           else path.with_suffix(".xml"))
             if not annotation.is_file():
                 raise InputError(f"{path}: no annotation (expected {annotation})")
-            found.append(MonusegImage(path.stem, *_organ(path), split, path, annotation))
+            contours = (root / "train" / "annotations" / f"{path.stem}.xml"
+                        if split == "train" else annotation)
+            found.append(MonusegImage(path.stem, *_organ(path), split, path, annotation,
+                                      contours if contours.is_file() else None))
     if not found:
         raise InputError(f"{root}: no MoNuSeg images found")
     return found
@@ -124,44 +134,50 @@ def read_nucleus_mask(image: MonusegImage, shape: tuple[int, int]) -> NDArray[np
             raise InputError(f"{path}: mask is {mask.shape[1]}×{mask.shape[0]}, the image "
                              f"{shape[1]}×{shape[0]}")
         return (mask > 0).astype(np.uint8)
-    return rasterize_contours(read_contours(path), shape)
+    return (read_instances(image, shape).to_labels(shape) > 0).astype(np.uint8)
+
+
+def read_instances(image: MonusegImage, shape: tuple[int, int] | None = None) -> InstanceSet:
+    """The image's nucleus instances from its contour XML, in level-0 px.
+
+    ``shape`` is the image's ``(H, W)`` when known: contours reaching outside it are clipped.
+
+    Raises
+    ------
+    InputError
+        The image has no contour file (17 training images), or it is malformed.
+    """
+    if image.contours_path is None:
+        raise InputError(f"{image.image_path}: MoNuSeg has no nucleus contours for this "
+                         "image (only a binary mask)")
+    size = None if shape is None else (shape[1], shape[0])
+    return read_annotations(image.contours_path, format="imagescope-xml", image_size=size,
+                            mpp=MONUSEG_MPP)
 
 
 def read_contours(path: Path) -> list[NDArray[np.float64]]:
     """Nucleus contours of an ImageScope XML file: ``(N, 2)`` float (x, y) level-0 px each.
+
+    The outlines as :func:`~pathloop.client.annotations.read_annotations` reads them
+    (self-intersections repaired), in the file's own vertex coordinates.
 
     Raises
     ------
     InputError
         The file is not well-formed XML or a vertex lacks numeric ``X``/``Y``.
     """
-    try:
-        tree = ET.parse(path)
-    except (ET.ParseError, OSError) as error:
-        raise InputError(f"{path}: not a readable ImageScope XML file ({error})") from None
-    contours = []
-    for number, region in enumerate(tree.iter("Region"), start=1):
-        try:
-            points = [(float(v.attrib["X"]), float(v.attrib["Y"]))
-                      for v in region.iter("Vertex")]
-        except (KeyError, ValueError):
-            raise InputError(f"{path}: region {number} has a vertex without numeric X and Y"
-                             ) from None
-        if len(points) >= 3:
-            contours.append(np.asarray(points))
-    return contours
+    instances = read_annotations(path, format="imagescope-xml").instances
+    return [np.asarray(i.polygon.exterior.coords)[:-1] - _CENTRE for i in instances]
 
 
 def rasterize_contours(contours: Sequence[NDArray[np.float64]], shape: tuple[int, int]
                        ) -> NDArray[np.uint8]:
-    """Fill ``(N, 2)`` (x, y) polygons into an ``(H, W)`` uint8 mask (1 inside)."""
-    from skimage.draw import polygon
+    """Fill ``(N, 2)`` (x, y) contours as :func:`read_contours` gives them into an
+    ``(H, W)`` uint8 mask (1 inside): a pixel is inside when its centre is."""
+    from shapely.geometry import Polygon
 
-    mask = np.zeros(shape, np.uint8)
-    for contour in contours:
-        rows, cols = polygon(contour[:, 1], contour[:, 0], shape=shape)
-        mask[rows, cols] = 1
-    return mask
+    instances = [Instance(n, Polygon(c + _CENTRE)) for n, c in enumerate(contours, start=1)]
+    return (rasterize(instances, shape) > 0).astype(np.uint8)
 
 
 def _organ(path: Path) -> tuple[str, str]:
@@ -180,5 +196,6 @@ __all__ = [
     "list_images",
     "rasterize_contours",
     "read_contours",
+    "read_instances",
     "read_nucleus_mask",
 ]

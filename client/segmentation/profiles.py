@@ -81,7 +81,9 @@ class TrainingProfile:
     name:
         Recorded in the model card.
     n_folds:
-        Cross-validation folds (each fold is one member of the ensemble).
+        Cross-validation folds (each fold is one member of the ensemble). One fold trains
+        a single network on four fifths of the cases and validates on the rest
+        (:func:`~pathloop.client.segmentation.splits.make_splits`).
     num_epochs, iterations_per_epoch, val_iterations_per_epoch:
         The schedule (nnU-Net: 1000, 250, 50).
     patch_size:
@@ -125,8 +127,8 @@ class TrainingProfile:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        if self.n_folds < 2:
-            raise ConfigError(f"profile {self.name!r}: n_folds must be >= 2")
+        if self.n_folds < 1:
+            raise ConfigError(f"profile {self.name!r}: n_folds must be >= 1")
         if self.seed is not None and not 0 <= self.seed < 2**20:
             raise ConfigError(f"profile {self.name!r}: seed must lie in [0, 2**20), "
                               f"got {self.seed}")

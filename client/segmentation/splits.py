@@ -16,6 +16,9 @@ import numpy as np
 
 from pathloop.client.segmentation.errors import DatasetError
 
+#: A single fold validates on one of this many parts of the groups (an 80/20 split).
+SINGLE_FOLD_PARTS = 5
+
 
 class Split(TypedDict):
     """One fold: the case names it trains on and the ones it validates on."""
@@ -39,7 +42,9 @@ def make_splits(
     case_names:
         Every case of the dataset.
     n_folds:
-        Number of folds.
+        Number of folds. With one fold the groups are dealt into
+        :data:`SINGLE_FOLD_PARTS` parts (fewer when there are fewer groups, at least 2)
+        and the fold validates on the first: an 80/20 split.
     groups:
         Case name → group key (e.g. the slide a tile comes from); cases of a group are
         validated by the same fold. Cases not in the mapping form their own group.
@@ -57,7 +62,8 @@ def make_splits(
     Raises
     ------
     DatasetError
-        Fewer groups than folds (some fold would validate on nothing), or names in
+        Fewer groups than folds (some fold would validate on nothing), fewer than 2 groups
+        for one fold (it would train or validate on nothing), or names in
         ``always_train`` or ``groups`` that are not cases.
     """
     names = list(dict.fromkeys(case_names))
@@ -70,18 +76,21 @@ def make_splits(
         if name not in fixed:
             key = (groups or {}).get(name, f"\0{name}")
             by_group.setdefault(key, []).append(name)
-    if len(by_group) < n_folds:
+    if n_folds < 1:
+        raise DatasetError(f"split: n_folds must be >= 1, got {n_folds}")
+    if len(by_group) < max(n_folds, 2):
         raise DatasetError(
             f"split: {len(by_group)} groups of validation cases for {n_folds} folds; "
-            f"need at least one group per fold"
+            f"need at least one group per fold (two for a single fold)"
         )
+    parts = n_folds if n_folds > 1 else min(SINGLE_FOLD_PARTS, len(by_group))
     keys = sorted(by_group)
     order = np.random.default_rng(seed).permutation(len(keys))
     # Largest groups first, each to the fold with the fewest cases so far (balanced sizes).
     ranked = sorted((keys[i] for i in order), key=lambda k: -len(by_group[k]))
-    val: list[list[str]] = [[] for _ in range(n_folds)]
+    val: list[list[str]] = [[] for _ in range(parts)]
     for key in ranked:
-        smallest = min(range(n_folds), key=lambda f: (len(val[f]), f))
+        smallest = min(range(parts), key=lambda f: (len(val[f]), f))
         val[smallest].extend(by_group[key])
     splits: list[Split] = []
     for fold in range(n_folds):
@@ -91,4 +100,4 @@ def make_splits(
     return splits
 
 
-__all__ = ["Split", "make_splits"]
+__all__ = ["SINGLE_FOLD_PARTS", "Split", "make_splits"]

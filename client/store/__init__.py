@@ -20,6 +20,11 @@ from pathloop.client.store.records import (
     AuditEvent,
     CorrectionRecord,
     Downsample,
+    InspectionItemRecord,
+    InspectionRecord,
+    InspectionSource,
+    InstanceFindingRecord,
+    InstanceStateName,
     ModelVersionRecord,
     MppSource,
     PatchBox,
@@ -31,7 +36,7 @@ from pathloop.client.store.records import (
     TileRecord,
     TilingRecord,
 )
-from pathloop.client.store.store import Store
+from pathloop.client.store.store import InspectionItemInput, Store
 
 __all__ = [
     "AdoptionOutcome",
@@ -39,6 +44,12 @@ __all__ = [
     "AuditEvent",
     "CorrectionRecord",
     "Downsample",
+    "InspectionItemInput",
+    "InspectionItemRecord",
+    "InspectionRecord",
+    "InspectionSource",
+    "InstanceFindingRecord",
+    "InstanceStateName",
     "ModelVersionRecord",
     "MppSource",
     "OpenRaster",

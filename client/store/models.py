@@ -275,5 +275,70 @@ class AuditLog(Base):
     details: Mapped[dict[str, Any]]
 
 
-APPEND_ONLY_TABLES = ("audit_events", "correction_versions")
+class Inspection(Base):
+    """One AI²Seg inspection run (append-only: a new run is a new row)."""
+
+    __tablename__ = "inspections"
+    __table_args__ = (
+        CheckConstraint("source IN ('image-set', 'slide-regions')", name="source"),
+        CheckConstraint("alpha >= 0 AND alpha <= 1 AND gamma >= 0 AND gamma <= 1",
+                        name="weights"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    source: Mapped[str] = mapped_column(String(16))
+    author: Mapped[str] = mapped_column(String(128))
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    params: Mapped[dict[str, Any]]
+    alpha: Mapped[float]
+    gamma: Mapped[float]
+    created_at: Mapped[datetime]
+
+
+class InspectionItem(Base):
+    """An inspected image or slide region, with its annotation and prediction rasters."""
+
+    __tablename__ = "inspection_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    inspection_id: Mapped[int] = mapped_column(ForeignKey("inspections.id"), index=True)
+    name: Mapped[str] = mapped_column(String(256))
+    slide_id: Mapped[int] = mapped_column(ForeignKey("slides.id"))
+    x: Mapped[int]
+    y: Mapped[int]
+    width: Mapped[int]
+    height: Mapped[int]
+    mpp: Mapped[float]
+    annotation_raster_id: Mapped[int] = mapped_column(ForeignKey("rasters.id"))
+    prediction_raster_id: Mapped[int] = mapped_column(ForeignKey("rasters.id"))
+    overall: Mapped[float]
+
+
+class InspectionInstance(Base):
+    """One instance finding of an item: its state and what its score is made of."""
+
+    __tablename__ = "inspection_instances"
+    __table_args__ = (
+        UniqueConstraint("item_id", "number", name="uq_inspection_instances_number"),
+        CheckConstraint("state IN ('odd', 'additional', 'missing')", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("inspection_items.id"))
+    number: Mapped[int]
+    state: Mapped[str] = mapped_column(String(16))
+    annotation_id: Mapped[int | None]
+    prediction_id: Mapped[int | None]
+    iou: Mapped[float]
+    area: Mapped[int]
+    certainty: Mapped[float]
+    bbox_x: Mapped[int]
+    bbox_y: Mapped[int]
+    bbox_width: Mapped[int]
+    bbox_height: Mapped[int]
+
+
+APPEND_ONLY_TABLES = ("audit_events", "correction_versions", "inspections",
+                      "inspection_items", "inspection_instances")
 """Tables whose rows are never updated nor deleted once written."""

@@ -32,6 +32,7 @@ import numpy as np
 import zarr
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from pathloop.client.errors import StoreError
 from pathloop.client.store import raster_records
@@ -113,6 +114,7 @@ class RasterWriter:
         self._base = self._create_level(0, shape, dtype)
         self._record: RasterRecord | None = None
         self._closed = False
+        self._published = False
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -182,6 +184,46 @@ class RasterWriter:
         staging.release(self._staged)
         self._record = record
         return record
+
+    def commit_in(self, session: Session) -> RasterRecord:
+        """Build the pyramid and publish the folder, recording it in the caller's
+        ``session`` (part of a bigger transaction, e.g. an inspection with its rasters).
+
+        The reservation stays held: after the caller's transaction commits, call
+        :meth:`release`; when it rolls back, :meth:`discard` (a crash in between leaves a
+        folder that no record names, which the next sweep removes).
+        """
+        self._check_open()
+        self._closed = True
+        shapes = level_shapes(self.shape)
+        try:
+            source = self._base
+            for level, shape in enumerate(shapes[1:], start=1):
+                target = self._create_level(level, shape, self._base.dtype)
+                build_level(source, target, self._values["downsample"], block=2 * self._chunk)
+                source = target
+            self._group.attrs.update(self._metadata(len(shapes)))
+            self._rasters.staging.publish(self._staged)
+        except BaseException as error:
+            self._rasters.staging.discard(self._staged, published=False)
+            if isinstance(error, OSError):
+                raise StoreError(f"raster {self._values['path']}: write failed: {error}") from error
+            raise
+        self._published = True
+        self._record = raster_records.add(
+            session, {**self._values, "levels": len(shapes)}, actor=self._actor
+        )
+        return self._record
+
+    def release(self) -> None:
+        """Drop the reservation of a raster recorded by :meth:`commit_in` whose transaction
+        committed."""
+        self._rasters.staging.release(self._staged)
+
+    def discard(self) -> None:
+        """Remove a raster published by :meth:`commit_in` whose transaction rolled back."""
+        self._rasters.staging.discard(self._staged, published=self._published)
+        self._record = None
 
     def abort(self) -> None:
         """Drop everything written so far (nothing was recorded)."""
@@ -354,6 +396,35 @@ class RasterStore:
         with writer:
             writer.write_region(0, 0, data)
         return writer.record
+
+    def save_in(
+        self,
+        session: Session,
+        array: ArrayLike,
+        slide_id: int,
+        kind: str,
+        *,
+        mpp: float,
+        downsample: Downsample,
+        attributes: Mapping[str, Any] | None = None,
+        actor: str = "system",
+    ) -> RasterWriter:
+        """Write a whole in-memory array as a new raster version recorded in ``session``.
+
+        Returns the writer, committed in ``session`` (its record is ``writer.record``): the
+        caller calls ``writer.release()`` once its transaction commits, ``writer.discard()``
+        when it does not (see :meth:`RasterWriter.commit_in`).
+        """
+        data = np.asarray(array)
+        writer = self.create(slide_id, kind, shape=data.shape, dtype=data.dtype, mpp=mpp,
+                             downsample=downsample, attributes=attributes, actor=actor)
+        try:
+            writer.write_region(0, 0, data)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit_in(session)
+        return writer
 
     def open_raster(self, raster: RasterRecord | int) -> OpenRaster:
         """Read access to a committed raster, given its record or id."""

@@ -255,6 +255,109 @@ class CorrectionRecord:
     created_at: datetime
 
 
+InspectionSource = Literal["image-set", "slide-regions"]
+"""What an inspection ran on: a set of images (one item per image) or a slide's regions."""
+
+InstanceStateName = Literal["odd", "additional", "missing"]
+"""An instance's AI²Seg state: annotated and predicted (odd), annotated only (additional),
+predicted only (missing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InspectionRecord:
+    """One AI²Seg inspection run; a new run is a new record, nothing is updated.
+
+    Attributes
+    ----------
+    source:
+        See :data:`InspectionSource`.
+    model_version_id:
+        The stored instance model it used, if it was recorded as a model version.
+    params:
+        How it ran: image folder or slide and annotation file, model folder or training
+        profile, TTA transforms (JSON-compatible).
+    alpha, gamma:
+        The uncertainty weighting α and size scaling γ (both in [0, 1]) of the stored
+        overall scores; any other pair is recomputed from the stored findings.
+    n_items:
+        Number of items (images or regions).
+    """
+
+    id: int
+    name: str
+    source: InspectionSource
+    author: str
+    model_version_id: int | None
+    params: dict[str, Any]
+    alpha: float
+    gamma: float
+    n_items: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InspectionItemRecord:
+    """An inspected image or slide region.
+
+    Attributes
+    ----------
+    name:
+        The image's file name, or the region's name in the annotation file.
+    x, y, width, height:
+        The region's box in level-0 pixels of the slide (a whole image: its full size).
+    mpp:
+        Resolution in µm/px of the item's label rasters (the slide's level 0).
+    annotation_raster_id, prediction_raster_id:
+        ``(height, width)`` int32 instance label rasters covering the box (0 = background).
+    overall:
+        Mean instance score at the inspection's α and γ.
+    """
+
+    id: int
+    inspection_id: int
+    name: str
+    slide_id: int
+    x: int
+    y: int
+    width: int
+    height: int
+    mpp: float
+    annotation_raster_id: int
+    prediction_raster_id: int
+    overall: float
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceFindingRecord:
+    """One instance of an inspected item: its state and what its score is computed from.
+
+    Attributes
+    ----------
+    number:
+        1..n within the item, the number the viewer draws.
+    annotation_id, prediction_id:
+        The instance's id in the annotation and prediction rasters (``None``: absent there).
+    iou:
+        IoU of the two (0 for ``additional`` and ``missing``).
+    area:
+        Pixels of the annotated instance (the predicted one's when ``missing``).
+    certainty:
+        In [0, 1], from the agreement of the test-time-augmented predictions.
+    bbox:
+        ``(x, y, width, height)`` around both instances, in pixels of the item's rasters.
+    """
+
+    item_id: int
+    number: int
+    state: InstanceStateName
+    annotation_id: int | None
+    prediction_id: int | None
+    iou: float
+    area: int
+    certainty: float
+    bbox: tuple[int, int, int, int]
+
+
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
     """One line of the append-only audit log.
@@ -312,6 +415,11 @@ __all__ = [
     "AuditEvent",
     "CorrectionRecord",
     "Downsample",
+    "InspectionItemRecord",
+    "InspectionRecord",
+    "InspectionSource",
+    "InstanceFindingRecord",
+    "InstanceStateName",
     "ModelVersionRecord",
     "MppSource",
     "PatchBox",

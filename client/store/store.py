@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import Engine
 
 from pathloop.client.errors import ConflictError
@@ -25,18 +28,23 @@ from pathloop.client.store import (
     adoptions,
     audit,
     corrections,
+    inspections,
     model_versions,
     rankings,
     slides,
     tilings,
 )
 from pathloop.client.store.db import create_store_engine, ensure_schema, read_session, write_session
-from pathloop.client.store.rasters import RasterStore
+from pathloop.client.store.rasters import RasterStore, RasterWriter
 from pathloop.client.store.records import (
     AdoptionOutcome,
     AdoptionRecord,
     AuditEvent,
     CorrectionRecord,
+    InspectionItemRecord,
+    InspectionRecord,
+    InspectionSource,
+    InstanceFindingRecord,
     ModelVersionRecord,
     MppSource,
     PatchBox,
@@ -49,6 +57,34 @@ from pathloop.client.store.records import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InspectionItemInput:
+    """An inspected image or region as the use case hands it to :meth:`Store.add_inspection`.
+
+    Attributes
+    ----------
+    box:
+        ``(x, y, width, height)`` in level-0 pixels of the slide.
+    mpp:
+        The slide's level-0 µm/px (the rasters' resolution).
+    annotation, prediction:
+        ``(height, width)`` int32 instance labels over the box, 0 = background.
+    overall:
+        The item's overall score at the run's α and γ.
+    instances:
+        Its findings (see :class:`pathloop.client.store.inspections.NewItem`).
+    """
+
+    name: str
+    slide_id: int
+    box: tuple[int, int, int, int]
+    mpp: float
+    annotation: NDArray[np.int32]
+    prediction: NDArray[np.int32]
+    overall: float
+    instances: Sequence[Any]
 
 
 class Store:
@@ -404,6 +440,81 @@ class Store:
         """Every version of a patch's correction, oldest first (a ranked patch's id works too)."""
         with read_session(self.engine) as session:
             return corrections.history(session, patch)
+
+    # --- inspections ---------------------------------------------------------------------------
+
+    def add_inspection(
+        self,
+        *,
+        name: str,
+        source: InspectionSource,
+        author: str,
+        params: Mapping[str, Any],
+        alpha: float,
+        gamma: float,
+        items: Sequence[InspectionItemInput],
+        model_version_id: int | None = None,
+    ) -> InspectionRecord:
+        """Record an inspection run, its items' label rasters and its findings at once.
+
+        The rasters and every record are one transaction: on any error nothing is recorded
+        and the rasters written so far are removed.
+        """
+        writers: list[RasterWriter] = []
+        try:
+            with write_session(self.engine) as session:
+                new_items = []
+                for item in items:
+                    rasters = []
+                    for kind, labels in (("inspection-annotation", item.annotation),
+                                         ("inspection-prediction", item.prediction)):
+                        writer = self.rasters.save_in(
+                            session, labels, item.slide_id, kind, mpp=item.mpp,
+                            downsample="nearest", actor=author,
+                            attributes={"box": list(item.box), "item": item.name})
+                        writers.append(writer)
+                        rasters.append(writer.record.id)
+                    new_items.append(inspections.NewItem(
+                        name=item.name, slide_id=item.slide_id, box=item.box, mpp=item.mpp,
+                        annotation_raster_id=rasters[0], prediction_raster_id=rasters[1],
+                        overall=item.overall, instances=item.instances))
+                record = inspections.add(
+                    session, name=name, source=source, author=author,
+                    model_version_id=model_version_id, params=params, alpha=alpha,
+                    gamma=gamma, items=new_items)
+        except BaseException:
+            for writer in writers:
+                writer.discard()
+            raise
+        for writer in writers:
+            writer.release()
+        return record
+
+    def list_inspections(self) -> list[InspectionRecord]:
+        """Every inspection, newest first."""
+        with read_session(self.engine) as session:
+            return inspections.all_inspections(session)
+
+    def get_inspection(self, inspection_id: int) -> InspectionRecord:
+        """The inspection with this id, or :class:`RecordNotFoundError`."""
+        with read_session(self.engine) as session:
+            return inspections.get(session, inspection_id)
+
+    def inspection_items(self, inspection_id: int) -> list[InspectionItemRecord]:
+        """An inspection's items in the order they were stored."""
+        with read_session(self.engine) as session:
+            return inspections.items(session, inspection_id)
+
+    def inspection_item(self, inspection_id: int, item_id: int) -> InspectionItemRecord:
+        """One item of an inspection, or :class:`RecordNotFoundError`."""
+        with read_session(self.engine) as session:
+            return inspections.get_item(session, inspection_id, item_id)
+
+    def instance_findings(self, item_ids: Sequence[int]
+                          ) -> dict[int, list[InstanceFindingRecord]]:
+        """The instance findings of each item, by number."""
+        with read_session(self.engine) as session:
+            return inspections.findings(session, item_ids)
 
     # --- audit --------------------------------------------------------------------------------
 

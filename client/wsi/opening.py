@@ -22,6 +22,7 @@ from pathloop.client.errors import (
     UnsupportedSlideError,
 )
 from pathloop.client.wsi.backends import OpenSlideSource, TiffSlideSource
+from pathloop.client.wsi.plain import PlainImageSource, is_plain_image
 from pathloop.client.wsi.reader import Slide
 
 logger = logging.getLogger(__name__)
@@ -46,14 +47,16 @@ def resolve_within_roots(path: Path | str, roots: tuple[Path, ...] | list[Path])
 
 
 def open_slide(path: Path | str, *, mpp: float | None = None) -> Slide:
-    """Open a slide with OpenSlide, or tiffslide where OpenSlide refuses a TIFF.
+    """Open a slide with OpenSlide, or tiffslide where OpenSlide refuses a TIFF; a PNG or
+    JPEG as a one-level plain image (:mod:`pathloop.client.wsi.plain`).
 
     Parameters
     ----------
     path:
-        The slide file (any format OpenSlide reads, DICOM included).
+        The slide file (any format OpenSlide reads, DICOM included; PNG and JPEG).
     mpp:
-        Level-0 resolution in µm/px to use instead of the file's (for slides without one).
+        Level-0 resolution in µm/px to use instead of the file's (for slides without one;
+        always needed for a plain image, which has none).
 
     Raises
     ------
@@ -71,8 +74,12 @@ def open_slide(path: Path | str, *, mpp: float | None = None) -> Slide:
     head = _read_head(path)
     if head.startswith(_TIFF_MAGICS):
         _check_tiff_integrity(path, size)
+    source: OpenSlideSource | TiffSlideSource | PlainImageSource
+    if is_plain_image(head):
+        source = PlainImageSource(path)
+        return Slide(source.metadata(path, mpp), source)
     try:
-        source: OpenSlideSource | TiffSlideSource = OpenSlideSource(path)
+        source = OpenSlideSource(path)
     except openslide.OpenSlideUnsupportedFormatError:
         source = _fallback(path, head, "OpenSlide does not recognise the format")
     except openslide.OpenSlideError as error:

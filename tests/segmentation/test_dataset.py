@@ -156,3 +156,15 @@ def test_splits_need_a_group_per_fold() -> None:
         make_splits(["a", "b", "c"], 5)
     with pytest.raises(DatasetError, match="unknown"):
         make_splits(["a", "b"], 2, always_train=["z"])
+
+
+def test_a_single_fold_validates_on_a_fifth_of_the_groups() -> None:
+    names = [f"c{i}" for i in range(20)]
+    groups = {n: f"image{int(n[1:]) // 2}" for n in names}  # 10 images of 2 crops
+    (split,) = make_splits(names, 1, groups=groups)
+    assert len(split["val"]) == 4 and len(split["train"]) == 16  # 2 of 10 images held out
+    assert {groups[n] for n in split["val"]}.isdisjoint(groups[n] for n in split["train"])
+    (two,) = make_splits(["a", "b"], 1)  # fewer groups than parts: one of two validates
+    assert len(two["val"]) == 1 and len(two["train"]) == 1
+    with pytest.raises(DatasetError, match="two for a single fold"):
+        make_splits(["a"], 1)

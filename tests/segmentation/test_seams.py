@@ -93,6 +93,9 @@ def test_profiles() -> None:
         TINY.with_overrides(patch_size=(100, 128))
     with pytest.raises(ConfigError, match="hue_shift"):
         TINY.with_overrides(hue_shift=2.0)
+    assert TINY.with_overrides(n_folds=1).n_folds == 1  # a single network (80/20 split)
+    with pytest.raises(ConfigError, match="n_folds must be >= 1"):
+        TINY.with_overrides(n_folds=0)
 
 
 def test_fake_predictor_keeps_the_contract() -> None:

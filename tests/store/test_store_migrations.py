@@ -19,6 +19,9 @@ TABLES = {
     "audit_events",
     "correction_versions",
     "corrections",
+    "inspection_instances",
+    "inspection_items",
+    "inspections",
     "model_adoptions",
     "model_versions",
     "ranked_patches",
@@ -53,7 +56,7 @@ def test_downgrade_to_base_and_upgrade_again(store: Store) -> None:
         triggers = connection.exec_driver_sql(
             "SELECT name FROM sqlite_master WHERE type = 'trigger'"
         ).scalars()
-        assert len(set(triggers)) == 4
+        assert len(set(triggers)) == 10  # UPDATE and DELETE of 5 append-only tables
 
 
 def test_reopening_keeps_data(settings: SiteSettings) -> None:
@@ -83,4 +86,4 @@ def test_a_database_from_newer_code_is_refused(settings: SiteSettings) -> None:
 def test_alembic_config_needs_no_ini_file() -> None:
     config = db.alembic_config()
     assert config.config_file_name is None
-    assert db.head_revision() == "0003"
+    assert db.head_revision() == "0004"

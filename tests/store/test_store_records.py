@@ -213,7 +213,8 @@ def test_rankings_and_worklist_status(store: Store, slide: SlideRecord) -> None:
 def test_the_public_surface() -> None:
     assert set(pathloop.client.store.__all__) == {
         "AdoptionOutcome", "AdoptionRecord", "AuditEvent", "CorrectionRecord", "Downsample",
-        "ModelVersionRecord", "MppSource",
+        "ModelVersionRecord", "MppSource", "InspectionItemInput", "InspectionItemRecord",
+        "InspectionRecord", "InspectionSource", "InstanceFindingRecord", "InstanceStateName",
         "OpenRaster", "PatchBox", "PatchStatus", "RankedPatchRecord", "RankingRecord",
         "RasterRecord", "RasterStore", "RasterWriter", "SlideRecord", "Store", "TileRecord",
         "TilingRecord",
@@ -227,6 +228,8 @@ def test_the_public_surface() -> None:
         "latest_ranking", "ranked_patches", "set_patch_status", "get_ranked_patch",
         "claim_patch", "release_patch", "save_correction",
         "latest_corrections", "correction_history", "audit_events", "record_event",
+        "add_inspection", "list_inspections", "get_inspection", "inspection_items",
+        "inspection_item", "instance_findings",
     }  # fmt: skip
 
 
