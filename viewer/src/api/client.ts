@@ -67,18 +67,15 @@ function toError(response: Response, error: unknown): ApiError {
 /** α and γ of an inspection request; null: the run's own. */
 export type Weights = { alpha: number | null; gamma: number | null };
 
-function query(values: Record<string, number | null>): string {
-  const params = new URLSearchParams();
-  for (const [name, value] of Object.entries(values)) if (value !== null) params.set(name, String(value));
-  const text = params.toString();
-  return text ? `?${text}` : "";
+function weightQuery({ alpha, gamma }: Weights): { alpha?: number; gamma?: number } {
+  return { alpha: alpha ?? undefined, gamma: gamma ?? undefined };
 }
 
 export class SiteApi {
   readonly client: Client<paths>;
 
   /** `onUnauthorized` hears of every 401 (a missing or wrong token). */
-  constructor(readonly token: string, private readonly onUnauthorized: () => void, private readonly baseUrl = window.location.origin) {
+  constructor(readonly token: string, onUnauthorized: () => void, baseUrl = window.location.origin) {
     this.client = createClient<paths>({ baseUrl });
     this.client.use({
       onRequest({ request }) {
@@ -179,54 +176,51 @@ export class SiteApi {
     return ok(this.client.POST("/api/jobs", { body: { kind, slide_id: slideId, params: {} } }));
   }
 
+  /** Every inspection run, newest first. */
   inspections(): Promise<InspectionSummary[]> {
-    return this.json("/api/inspections");
+    return ok(this.client.GET("/api/inspections"));
   }
 
   /** A run's items at α and γ (the run's own when null), most suspect first. */
   inspectionItems(inspectionId: number, weights: Weights): Promise<InspectionItem[]> {
-    return this.json(`/api/inspections/${inspectionId}/items${query(weights)}`);
+    return ok(this.client.GET("/api/inspections/{inspection_id}/items", {
+      params: { path: { inspection_id: inspectionId }, query: weightQuery(weights) },
+    }));
   }
 
   inspectionItem(inspectionId: number, itemId: number, weights: Weights): Promise<InspectionItemDetail> {
-    return this.json(`/api/inspections/${inspectionId}/items/${itemId}${query(weights)}`);
+    return ok(this.client.GET("/api/inspections/{inspection_id}/items/{item_id}", {
+      params: { path: { inspection_id: inspectionId, item_id: itemId }, query: weightQuery(weights) },
+    }));
   }
 
   /** One of an item's three views as a PNG: the region with its overlay drawn. */
   async inspectionView(
     inspectionId: number, itemId: number, view: InspectionView, weights: Weights, selected: number | null,
   ): Promise<Blob> {
-    const response = await this.fetch(
-      `/api/inspections/${inspectionId}/items/${itemId}/views/${view}.png${query({ ...weights, selected })}`);
-    return response.blob();
+    const { data, error, response } = await this.client.GET("/api/inspections/{inspection_id}/items/{item_id}/views/{view}.png", {
+      params: {
+        path: { inspection_id: inspectionId, item_id: itemId, view },
+        query: { ...weightQuery(weights), selected: selected ?? undefined },
+      },
+      parseAs: "blob",
+    });
+    if (!response.ok || !data) throw toError(response, error);
+    return data as Blob;
   }
 
-  /** Stores a decision on an item (or one of its instances) as a new correction version. */
+  /**
+   * Stores a decision on an item (or one of its instances) as a new correction version;
+   * `baseVersion` is the item's version the decision was made on (409 when stale).
+   */
   decide(
     inspectionId: number, itemId: number, decision: InspectionDecision, instance: number | null,
     baseVersion: number | null,
   ): Promise<DecisionStored> {
-    return this.json(`/api/inspections/${inspectionId}/items/${itemId}/decisions`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ decision, instance, base_version: baseVersion }),
-    });
-  }
-
-  private async fetch(path: string, init: RequestInit = {}): Promise<Response> {
-    const request = new Request(new URL(path, this.baseUrl), init);
-    request.headers.set("Authorization", `Bearer ${this.token}`);
-    const response = await fetch(request);
-    if (response.status === 401) this.onUnauthorized();
-    if (!response.ok) {
-      const error: unknown = await response.clone().json().catch(() => response.text().catch(() => ""));
-      throw toError(response, error);
-    }
-    return response;
-  }
-
-  private async json<T>(path: string, init: RequestInit = {}): Promise<T> {
-    return (await (await this.fetch(path, init)).json()) as T;
+    return ok(this.client.POST("/api/inspections/{inspection_id}/items/{item_id}/decisions", {
+      params: { path: { inspection_id: inspectionId, item_id: itemId } },
+      body: { decision, instance, base_version: baseVersion },
+    }));
   }
 
   cancelJob(jobId: string): Promise<Job> {

@@ -29,53 +29,11 @@ export type MaskSource = NonNullable<
   NonNullable<paths["/api/patches/{patch_id}/mask"]["get"]["parameters"]["query"]>["source"]
 >;
 
-// The inspection routes (issue 15), as the contract between the slices describes them.
-export type InspectionView = "annotation" | "combined" | "prediction";
-export type InspectionDecision = "keep-annotation" | "accept-prediction" | "re-annotate";
-export interface Box {
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-}
-export interface InspectionSummary {
-  id: number;
-  name: string;
-  created_at: string;
-  source: string;
-  n_items: number;
-  alpha: number;
-  gamma: number;
-}
-export interface InspectionItem {
-  id: number;
-  inspection_id: number;
-  name: string;
-  slide_id: number;
-  slide_name: string;
-  box: Box;
-  mpp: number;
-  overall: number;
-  n_instances: number;
-  n_suspect: number;
-  decision: string | null;
-  version: number;
-}
-export interface InspectionInstance {
-  number: number;
-  state: string;
-  score: number;
-  iou: number;
-  area: number;
-  certainty: number;
-  suspect: boolean;
-  bbox: Box;
-  decision: string | null;
-}
-export interface InspectionItemDetail extends InspectionItem {
-  instances: InspectionInstance[];
-}
-export interface DecisionStored {
-  correction_id: number;
-  version: number;
-}
+export type InspectionSummary = Success<paths["/api/inspections"]["get"]>[number];
+export type InspectionItem = Success<paths["/api/inspections/{inspection_id}/items"]["get"]>[number];
+export type InspectionItemDetail = Success<paths["/api/inspections/{inspection_id}/items/{item_id}"]["get"]>;
+export type InspectionInstance = InspectionItemDetail["instances"][number];
+export type InspectionDecision = InspectionInstance["decision"] & string;
+export type DecisionStored = Success<paths["/api/inspections/{inspection_id}/items/{item_id}/decisions"]["post"]>;
+export type InspectionView =
+  paths["/api/inspections/{inspection_id}/items/{item_id}/views/{view}.png"]["get"]["parameters"]["path"]["view"];
