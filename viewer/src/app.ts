@@ -101,7 +101,8 @@ export class App {
   }
 
   private showMode(): void {
-    for (const part of document.querySelectorAll<HTMLElement>("[data-mode]")) part.hidden = part.dataset.mode !== this.mode;
+    // The parts of one mode only (the body's own data-mode says which mode is shown).
+    for (const part of byId("app").querySelectorAll<HTMLElement>("[data-mode]")) part.hidden = part.dataset.mode !== this.mode;
     for (const [mode, b] of this.modeButtons) {
       b.classList.toggle("active", mode === this.mode);
       b.setAttribute("aria-pressed", String(mode === this.mode));

@@ -132,9 +132,13 @@ export class InspectionPanel {
       if (view === "combined") image.addEventListener("click", (event) => this.pickAt(image, event));
       this.images.set(view, image);
     }
+    const legend = el("span", { class: "legend-swatches", "data-testid": "combined-legend" },
+      el("span", { class: "legend-entry" }, el("span", { class: "swatch", style: "background:#39e75f" }), "consistent"),
+      el("span", { class: "legend-entry" }, el("span", { class: "swatch", style: "background:#ff2d2d" }), "suspect (numbered)"),
+      el("span", { class: "legend-entry" }, el("span", { class: "swatch", style: "background:#ffffff" }), "selected"));
     parts.views.replaceChildren(
       ...VIEWS.map((view) => el("figure", { class: `inspection-view ${view}` },
-        el("figcaption", {}, VIEW_TITLES[view]), this.images.get(view)!)),
+        el("figcaption", {}, VIEW_TITLES[view], view === "combined" ? legend : null), this.images.get(view)!)),
     );
     const decisionButtons = (whole: boolean) => DECISIONS.map(({ decision, label, key }) => {
       const b = el("button", {
@@ -150,10 +154,6 @@ export class InspectionPanel {
       el("div", { class: "group" }, el("span", { class: "group-label" }, "Item"), ...parts.itemButtons),
       el("div", { class: "group" }, parts.instanceLabel, ...parts.instanceButtons),
       el("div", { class: "group info" }, parts.itemInfo),
-      el("div", { class: "group legend-swatches" },
-        el("span", { class: "legend-entry" }, el("span", { class: "swatch", style: "background:#39e75f" }), "consistent"),
-        el("span", { class: "legend-entry" }, el("span", { class: "swatch", style: "background:#ff2d2d" }), "suspect (numbered)"),
-        el("span", { class: "legend-entry" }, el("span", { class: "swatch", style: "background:#ffffff" }), "selected")),
       el("div", { class: "group end" }, button("?", "inspection-help", help, "Keyboard shortcuts (?)")),
     );
     this.render();
