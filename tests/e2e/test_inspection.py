@@ -209,6 +209,35 @@ def test_accept_prediction_is_stored_as_a_new_correction_version(
     expect(page.get_by_test_id("inspection-item-info")).to_contain_text(f"v{version}")
 
 
+def test_keys_decide_for_the_selected_instance(
+        page: Page, inspection_site: InspectionSite) -> None:
+    from pathloop.client.store import PatchBox, Store
+
+    _open_inspection(page, inspection_site)
+    item_id = int(page.locator("body").get_attribute("data-inspection-item") or 0)
+    before = _detail(inspection_site, item_id)
+    page.keyboard.press("]")  # the most suspect instance, listed first
+    first = page.get_by_test_id("inspection-instance").first
+    expect(first).to_have_class("inspection-instance suspect current")
+    number = int(first.get_attribute("data-number") or 0)
+    _settled(page)
+    page.keyboard.press("a")
+    _settled(page)
+    version = before["version"] + 1
+    expect(page.get_by_test_id("status")).to_contain_text(
+        f"accept-prediction for instance {number} of {before['name']}: "
+        f"stored as version v{version}")
+
+    box = PatchBox(before["slide_id"], before["box"]["x"], before["box"]["y"],
+                   before["box"]["width"], before["box"]["height"], before["mpp"])
+    with Store.open(inspection_site.settings) as store:
+        stored = store.correction_history(box)[-1]
+    assert stored.version == version
+    assert (stored.data["decision"], stored.data["instance"]) == ("accept-prediction", number)
+    decided = {i["number"]: i["decision"] for i in _detail(inspection_site, item_id)["instances"]}
+    assert decided[number] == "accept-prediction"
+
+
 def test_a_stale_decision_shows_the_servers_refusal(
         page: Page, inspection_site: InspectionSite) -> None:
     _open_inspection(page, inspection_site)
