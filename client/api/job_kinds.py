@@ -17,6 +17,7 @@ import math
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from pathloop.client.api.inspect_job import check_inspect, inspect_job
 from pathloop.client.api.jobs import Job, JobCheck, JobDefinition, Progress
 from pathloop.client.errors import InputError
 from pathloop.client.settings import SiteSettings
@@ -203,5 +204,6 @@ JOB_KINDS: dict[str, JobDefinition] = {
     "predict": JobDefinition(check_no_params("predict"), predict_job, needs_slide=True),
     "rank": JobDefinition(check_rank, rank_job, needs_slide=True),
     "train": JobDefinition(check_train, train_job, needs_slide=False),
+    "inspect": JobDefinition(check_inspect, inspect_job, needs_slide=False),
 }
 """Every job kind the site API runs, by name."""

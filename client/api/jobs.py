@@ -41,7 +41,7 @@ from pathloop.client.store import SlideRecord, Store
 
 logger = logging.getLogger(__name__)
 
-JobKind = Literal["tile", "predict", "rank", "train"]
+JobKind = Literal["tile", "predict", "rank", "train", "inspect"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 KEPT_JOBS = 200
