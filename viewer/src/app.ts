@@ -1,12 +1,16 @@
 /**
  * The viewer's wiring: slides, the deep-zoom view and its overlays, the worklist, the patch
- * editor, jobs and the keyboard. Each part lives in its own module; this one decides what
- * happens when the pathologist moves between slides and patches.
+ * editor, the inspection mode, jobs and the keyboard. Each part lives in its own module; this
+ * one decides what happens when the pathologist moves between modes, slides and patches, and
+ * keeps the inspection mode's place in the address (`#mode=inspection&item=…`).
  */
 import type { SiteApi } from "./api/client";
 import type { SlideDetail, SlideSummary, WorklistItem } from "./api/types";
-import { byId, el } from "./dom";
+import type { InspectionDecision } from "./api/types";
+import { button, byId, el } from "./dom";
 import { Editor } from "./editor/editor";
+import { InspectionPanel } from "./inspection";
+import { formatState, parseState, type Mode, type ViewState } from "./inspection-state";
 import { JobsPanel } from "./jobs";
 import { OverlayLayers } from "./overlays";
 import { actionFor, helpOverlay, typingInto, type Action } from "./shortcuts";
@@ -25,6 +29,9 @@ export class App {
   readonly editor: Editor;
   readonly jobs: JobsPanel;
   readonly toolbar: Toolbar;
+  readonly inspection: InspectionPanel;
+  mode: Mode = "worklist";
+  private readonly modeButtons: Map<Mode, HTMLButtonElement>;
   private refreshing: Promise<void> | null = null;
 
   constructor(private readonly api: SiteApi) {
@@ -38,9 +45,21 @@ export class App {
       stateChanged: () => this.stateChanged(),
     }, byId("versions"));
     this.toolbar = new Toolbar(byId("toolbar"), this.editor, (action) => void this.perform(action));
+    this.inspection = new InspectionPanel(api, (decision, whole) => void this.decide(decision, whole), () => this.toggleHelp());
+    this.inspection.onChange = () => this.writeUrl();
+    this.modeButtons = new Map([
+      ["worklist", button("Worklist", "mode-worklist", () => void this.setMode("worklist"),
+        "Correct the most uncertain patches of each slide (I switches)")],
+      ["inspection", button("Inspection", "mode-inspection", () => void this.setMode("inspection"),
+        "Review the annotations an inspection run found most suspect (I switches)")],
+    ]);
+    byId("modes").replaceChildren(...this.modeButtons.values());
     this.jobs = new JobsPanel(api, byId("jobs"));
     this.jobs.onFinished = (job) => {
       notify(`${job.kind} ${job.state}${job.error ? `: ${job.error}` : ""}`, job.state === "succeeded" ? "ok" : "warn");
+      if (String(job.kind) === "inspect" && this.mode === "inspection" && job.state === "succeeded") {
+        void this.inspection.open({ ...this.inspection.state, inspection: null, item: null, instance: null });
+      }
       if (job.slide_id === null || job.slide_id === this.slide?.id) void this.refreshSlide(true);
     };
     byId("start-predict").addEventListener("click", () => void this.jobs.run("predict", this.slide?.id ?? null));
@@ -57,6 +76,51 @@ export class App {
     this.jobs.start();
     this.stateChanged();
     notify(slides.length ? "Choose a slide, or press N for the next uncertain patch" : "No slides on this site yet");
+    const state = parseState(window.location.hash);
+    if (state.mode === "inspection") await this.setMode("inspection", state);
+    else this.showMode();
+  }
+
+  /**
+   * Switches between the worklist and the inspection (asking first when the open patch has
+   * unsaved edits); the inspection opens at `state` (where it was, by default).
+   */
+  async setMode(mode: Mode, state?: ViewState): Promise<void> {
+    if (mode === "inspection" && this.mode === "worklist") {
+      if (!(await this.leaveEditing())) return;
+      await this.editor.close();
+      this.worklist.setCurrent(null);
+    }
+    const opening = mode === "inspection" && (this.mode !== "inspection" || state !== undefined);
+    this.mode = mode;
+    this.showMode();
+    this.toggleHelp(false);
+    if (opening) await this.inspection.open(state ?? this.inspection.state);
+    else if (mode === "worklist") notify("Worklist: choose a slide, or press N for the next uncertain patch");
+    this.writeUrl();
+  }
+
+  private showMode(): void {
+    // The parts of one mode only (the body's own data-mode says which mode is shown).
+    for (const part of byId("app").querySelectorAll<HTMLElement>("[data-mode]")) part.hidden = part.dataset.mode !== this.mode;
+    for (const [mode, b] of this.modeButtons) {
+      b.classList.toggle("active", mode === this.mode);
+      b.setAttribute("aria-pressed", String(mode === this.mode));
+    }
+    document.body.dataset.mode = this.mode;
+  }
+
+  /** The mode (and the inspection's place) in the address, replacing the current entry. */
+  private writeUrl(): void {
+    const state: ViewState = this.mode === "inspection" ? this.inspection.state : parseState("");
+    const { pathname, search, hash } = window.location;
+    const next = formatState(state, hash);
+    if (next !== hash && !(next === "" && hash === "#")) history.replaceState(null, "", `${pathname}${search}${next}`);
+  }
+
+  /** A decision from a button or key: for the item, or for the selected instance when there is one. */
+  private async decide(decision: InspectionDecision, whole: boolean): Promise<void> {
+    await this.inspection.decide(decision, whole || this.inspection.instance === null);
   }
 
   /** Opens a slide (asking first when the open patch has unsaved edits). */
@@ -116,9 +180,24 @@ export class App {
   }
 
   async perform(action: Action): Promise<void> {
-    const { editor, view } = this;
+    const { editor, view, inspection } = this;
     const patch = editor.patch;
     switch (action) {
+      case "mode": return this.setMode(this.mode === "worklist" ? "inspection" : "worklist");
+      case "item-next": return inspection.stepItem(1);
+      case "item-prev": return inspection.stepItem(-1);
+      case "instance-next": return inspection.stepInstance(1);
+      case "instance-prev": return inspection.stepInstance(-1);
+      case "instance-none":
+        if (!byId("help-backdrop").hidden) this.toggleHelp(false);
+        else inspection.selectInstance(null);
+        return;
+      case "decide-keep": return this.decide("keep-annotation", false);
+      case "decide-accept": return this.decide("accept-prediction", false);
+      case "decide-reannotate": return this.decide("re-annotate", false);
+      case "item-keep": return this.decide("keep-annotation", true);
+      case "item-accept": return this.decide("accept-prediction", true);
+      case "item-reannotate": return this.decide("re-annotate", true);
       case "next": return this.next();
       case "help": return this.toggleHelp();
       case "cancel":
@@ -244,7 +323,7 @@ export class App {
     const backdrop = byId("help-backdrop");
     const visible = show ?? backdrop.hidden;
     backdrop.hidden = !visible;
-    if (visible && !backdrop.firstChild) backdrop.append(helpOverlay());
+    if (visible) backdrop.replaceChildren(helpOverlay(this.mode));
   }
 
   private bindKeys(): void {
@@ -255,7 +334,7 @@ export class App {
         if (!event.repeat) this.space(true);
         return;
       }
-      const action = actionFor(event);
+      const action = actionFor(event, this.mode);
       if (!action) return;
       const typing = typingInto(event.target);
       if (typing && action !== "save" && action !== "cancel") return;
@@ -271,6 +350,10 @@ export class App {
       }
     });
     window.addEventListener("blur", () => this.space(false));
+    window.addEventListener("hashchange", () => {
+      const state = parseState(window.location.hash);
+      if (state.mode !== this.mode || state.mode === "inspection") void this.setMode(state.mode, state.mode === "inspection" ? state : undefined);
+    });
     window.addEventListener("beforeunload", (event) => {
       if (this.editor.dirty) event.preventDefault(); // the browser asks before losing edits
     });

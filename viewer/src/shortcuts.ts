@@ -5,8 +5,14 @@
  * Ctrl also matches ⌘ on a Mac. Letters are matched by physical key too, so Alt+Z works
  * where Alt turns Z into another character. For punctuation ("?", "[", "+") Shift is
  * whatever the layout needs.
+ *
+ * Each mode has its own keys: the worklist mode's groups (Worklist, Tools, Patch, View) and
+ * the inspection mode's (Inspection) share only the General ones, and the letters mean the
+ * same in both where they can (N next, A accept the prediction, K keep the annotation,
+ * C re-annotate).
  */
 import { el } from "./dom";
+import type { Mode } from "./inspection-state";
 
 export const ACTIONS = [
   "next", "help", "cancel", "polygon-close",
@@ -15,6 +21,8 @@ export const ACTIONS = [
   "undo", "redo", "save", "accept", "keep", "clear", "skip", "undo-save",
   "toggle-mask", "toggle-uncertainty", "zoom-in", "zoom-out", "home", "zoom-patch",
   "pan-left", "pan-right", "pan-up", "pan-down",
+  "mode", "item-next", "item-prev", "instance-next", "instance-prev", "instance-none",
+  "decide-keep", "decide-accept", "decide-reannotate", "item-keep", "item-accept", "item-reannotate",
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 
@@ -22,10 +30,19 @@ export interface Shortcut {
   keys: string[];
   action: Action;
   description: string;
-  group: "Worklist" | "Tools" | "Patch" | "View";
+  group: Group;
+}
+
+export type Group = "General" | "Worklist" | "Tools" | "Patch" | "View" | "Inspection";
+
+/** Whether a group's keys work in `mode`: General in both, Inspection in its own only. */
+export function inMode(group: Group, mode: Mode): boolean {
+  return group === "General" || (group === "Inspection") === (mode === "inspection");
 }
 
 export const SHORTCUTS: Shortcut[] = [
+  { group: "General", keys: ["I"], action: "mode", description: "Switch between the worklist and the inspection" },
+  { group: "General", keys: ["?"], action: "help", description: "This help" },
   { group: "Worklist", keys: ["N"], action: "next", description: "Next uncertain patch (opens, zooms, claims)" },
   { group: "Worklist", keys: ["Shift+S"], action: "skip", description: "Skip this patch" },
   { group: "Tools", keys: ["H"], action: "tool-pan", description: "Pan tool" },
@@ -52,16 +69,31 @@ export const SHORTCUTS: Shortcut[] = [
   { group: "View", keys: ["-"], action: "zoom-out", description: "Zoom out" },
   { group: "View", keys: ["0"], action: "home", description: "Whole slide" },
   { group: "View", keys: ["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown"], action: "pan-left", description: "Pan" },
-  { group: "View", keys: ["?"], action: "help", description: "This help" },
+  { group: "Inspection", keys: ["N"], action: "item-next", description: "Next image or region (less suspect)" },
+  { group: "Inspection", keys: ["Shift+N"], action: "item-prev", description: "Previous image or region (more suspect)" },
+  { group: "Inspection", keys: ["]"], action: "instance-next", description: "Next instance (starts at the most suspect)" },
+  { group: "Inspection", keys: ["["], action: "instance-prev", description: "Previous instance" },
+  { group: "Inspection", keys: ["Escape"], action: "instance-none", description: "No instance: decide for the whole item / close this help" },
+  { group: "Inspection", keys: ["A"], action: "decide-accept", description: "Accept the prediction (the selected instance, else the item)" },
+  { group: "Inspection", keys: ["K"], action: "decide-keep", description: "Keep the annotation (the selected instance, else the item)" },
+  { group: "Inspection", keys: ["C"], action: "decide-reannotate", description: "Mark for re-annotation (the selected instance, else the item)" },
+  { group: "Inspection", keys: ["Shift+A"], action: "item-accept", description: "Accept the prediction for the whole item" },
+  { group: "Inspection", keys: ["Shift+K"], action: "item-keep", description: "Keep the annotation for the whole item" },
+  { group: "Inspection", keys: ["Shift+C"], action: "item-reannotate", description: "Mark the whole item for re-annotation" },
 ];
 
-/** The key table the handler uses: the help's rows plus the keys they stand for. */
-const BINDINGS: [string, Action][] = [
-  ...SHORTCUTS.filter((s) => s.keys[0] !== "1" && s.keys[0] !== "ArrowLeft" && s.keys[0] !== "Space")
+/** The key table the handler uses in each mode: the help's rows plus the keys they stand for. */
+const BINDINGS: Record<Mode, [string, Action][]> = {
+  worklist: [
+    ...SHORTCUTS.filter((s) => inMode(s.group, "worklist"))
+      .filter((s) => s.keys[0] !== "1" && s.keys[0] !== "ArrowLeft" && s.keys[0] !== "Space")
+      .flatMap((s) => s.keys.map((key): [string, Action] => [key, s.action])),
+    ...Array.from({ length: 9 }, (_, i): [string, Action] => [String(i + 1), `label-${i + 1}` as Action]),
+    ["ArrowLeft", "pan-left"], ["ArrowRight", "pan-right"], ["ArrowUp", "pan-up"], ["ArrowDown", "pan-down"],
+  ],
+  inspection: SHORTCUTS.filter((s) => inMode(s.group, "inspection"))
     .flatMap((s) => s.keys.map((key): [string, Action] => [key, s.action])),
-  ...Array.from({ length: 9 }, (_, i): [string, Action] => [String(i + 1), `label-${i + 1}` as Action]),
-  ["ArrowLeft", "pan-left"], ["ArrowRight", "pan-right"], ["ArrowUp", "pan-up"], ["ArrowDown", "pan-down"],
-];
+};
 
 export type KeyLike = Pick<KeyboardEvent, "key" | "code" | "ctrlKey" | "metaKey" | "shiftKey" | "altKey">;
 
@@ -85,8 +117,8 @@ export function matches(combo: string, event: KeyLike): boolean {
   return event.key === key; // punctuation: Shift as the layout needs
 }
 
-export function actionFor(event: KeyLike): Action | null {
-  for (const [combo, action] of BINDINGS) if (matches(combo, event)) return action;
+export function actionFor(event: KeyLike, mode: Mode = "worklist"): Action | null {
+  for (const [combo, action] of BINDINGS[mode]) if (matches(combo, event)) return action;
   return null;
 }
 
@@ -102,8 +134,9 @@ export function typingInto(target: EventTarget | null): boolean {
 
 const SHOWN_AS: Record<string, string> = { ArrowLeft: "←", ArrowRight: "→", ArrowUp: "↑", ArrowDown: "↓", Escape: "Esc" };
 
-export function helpOverlay(): HTMLElement {
-  const groups = [...new Set(SHORTCUTS.map((s) => s.group))];
+/** The "?" help: the shortcuts of `mode`. */
+export function helpOverlay(mode: Mode = "worklist"): HTMLElement {
+  const groups = [...new Set(SHORTCUTS.filter((s) => inMode(s.group, mode)).map((s) => s.group))];
   const kbd = (keys: string[]) =>
     keys.flatMap((key, i) => [
       i ? (key === "…" || keys[i - 1] === "…" ? " " : " / ") : "",
@@ -116,5 +149,7 @@ export function helpOverlay(): HTMLElement {
         el("h3", {}, group),
         el("table", {}, ...SHORTCUTS.filter((s) => s.group === group).map((s) =>
           el("tr", {}, el("td", {}, ...kbd(s.keys)), el("td", {}, s.description))))))),
-    el("p", { class: "help-foot" }, "While a drawing tool is active, dragging paints; the wheel zooms; hold Space to pan."));
+    el("p", { class: "help-foot" }, mode === "inspection"
+      ? "Combined view: green consistent, red and numbered suspect, white the selected instance. Click an instance to select it."
+      : "While a drawing tool is active, dragging paints; the wheel zooms; hold Space to pan."));
 }

@@ -34,3 +34,32 @@ describe("shortcuts", () => {
     expect(actionFor(key("Enter", { ctrlKey: true }))).toBeNull();
   });
 });
+
+describe("shortcuts by mode", () => {
+  it("gives the inspection mode its own keys, with the worklist's letters meaning the same", () => {
+    expect(actionFor(key("n"), "inspection")).toBe("item-next");
+    expect(actionFor(key("N", { shiftKey: true }), "inspection")).toBe("item-prev");
+    expect(actionFor(key("a"), "inspection")).toBe("decide-accept");
+    expect(actionFor(key("A", { shiftKey: true }), "inspection")).toBe("item-accept");
+    expect(actionFor(key("k"), "inspection")).toBe("decide-keep");
+    expect(actionFor(key("K", { shiftKey: true }), "inspection")).toBe("item-keep");
+    expect(actionFor(key("c"), "inspection")).toBe("decide-reannotate");
+    expect(actionFor(key("C", { shiftKey: true }), "inspection")).toBe("item-reannotate");
+    expect(actionFor(key("]"), "inspection")).toBe("instance-next");
+    expect(actionFor(key("["), "inspection")).toBe("instance-prev");
+    expect(actionFor(key("Escape"), "inspection")).toBe("instance-none");
+  });
+
+  it("keeps each mode's keys to itself and shares the general ones", () => {
+    expect(actionFor(key("b"), "inspection")).toBeNull();
+    expect(actionFor(key("ArrowUp"), "inspection")).toBeNull();
+    expect(actionFor(key("3"), "inspection")).toBeNull();
+    expect(actionFor(key("n"))).toBe("next");
+    expect(actionFor(key("a"))).toBe("accept");
+    expect(actionFor(key("A", { shiftKey: true }))).toBeNull();
+    for (const mode of ["worklist", "inspection"] as const) {
+      expect(actionFor(key("i"), mode)).toBe("mode");
+      expect(actionFor(key("?", { shiftKey: true }), mode)).toBe("help");
+    }
+  });
+});

@@ -8,6 +8,12 @@ import type { RleMask } from "../editor/rle";
 import type { paths } from "./schema";
 import type {
   CorrectionVersion,
+  DecisionStored,
+  InspectionDecision,
+  InspectionItem,
+  InspectionItemDetail,
+  InspectionSummary,
+  InspectionView,
   Job,
   JobKind,
   MaskSource,
@@ -56,6 +62,13 @@ function toError(response: Response, error: unknown): ApiError {
     : `${response.status} ${response.statusText}`;
   const kind = typeof body.kind === "string" ? body.kind : "HTTPError";
   return new ApiError(response.status, kind, detail);
+}
+
+/** α and γ of an inspection request; null: the run's own. */
+export type Weights = { alpha: number | null; gamma: number | null };
+
+function weightQuery({ alpha, gamma }: Weights): { alpha?: number; gamma?: number } {
+  return { alpha: alpha ?? undefined, gamma: gamma ?? undefined };
 }
 
 export class SiteApi {
@@ -161,6 +174,53 @@ export class SiteApi {
 
   startJob(kind: JobKind, slideId: number | null): Promise<Job> {
     return ok(this.client.POST("/api/jobs", { body: { kind, slide_id: slideId, params: {} } }));
+  }
+
+  /** Every inspection run, newest first. */
+  inspections(): Promise<InspectionSummary[]> {
+    return ok(this.client.GET("/api/inspections"));
+  }
+
+  /** A run's items at α and γ (the run's own when null), most suspect first. */
+  inspectionItems(inspectionId: number, weights: Weights): Promise<InspectionItem[]> {
+    return ok(this.client.GET("/api/inspections/{inspection_id}/items", {
+      params: { path: { inspection_id: inspectionId }, query: weightQuery(weights) },
+    }));
+  }
+
+  inspectionItem(inspectionId: number, itemId: number, weights: Weights): Promise<InspectionItemDetail> {
+    return ok(this.client.GET("/api/inspections/{inspection_id}/items/{item_id}", {
+      params: { path: { inspection_id: inspectionId, item_id: itemId }, query: weightQuery(weights) },
+    }));
+  }
+
+  /** One of an item's three views as a PNG: the region with its overlay drawn. */
+  async inspectionView(
+    inspectionId: number, itemId: number, view: InspectionView, weights: Weights, selected: number | null,
+  ): Promise<Blob> {
+    const { data, error, response } = await this.client.GET("/api/inspections/{inspection_id}/items/{item_id}/views/{view}.png", {
+      params: {
+        path: { inspection_id: inspectionId, item_id: itemId, view },
+        query: { ...weightQuery(weights), selected: selected ?? undefined },
+      },
+      parseAs: "blob",
+    });
+    if (!response.ok || !data) throw toError(response, error);
+    return data as Blob;
+  }
+
+  /**
+   * Stores a decision on an item (or one of its instances) as a new correction version;
+   * `baseVersion` is the item's version the decision was made on (409 when stale).
+   */
+  decide(
+    inspectionId: number, itemId: number, decision: InspectionDecision, instance: number | null,
+    baseVersion: number | null,
+  ): Promise<DecisionStored> {
+    return ok(this.client.POST("/api/inspections/{inspection_id}/items/{item_id}/decisions", {
+      params: { path: { inspection_id: inspectionId, item_id: itemId } },
+      body: { decision, instance, base_version: baseVersion },
+    }));
   }
 
   cancelJob(jobId: string): Promise<Job> {

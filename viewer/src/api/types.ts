@@ -28,3 +28,12 @@ export type JobKind = Job["kind"];
 export type MaskSource = NonNullable<
   NonNullable<paths["/api/patches/{patch_id}/mask"]["get"]["parameters"]["query"]>["source"]
 >;
+
+export type InspectionSummary = Success<paths["/api/inspections"]["get"]>[number];
+export type InspectionItem = Success<paths["/api/inspections/{inspection_id}/items"]["get"]>[number];
+export type InspectionItemDetail = Success<paths["/api/inspections/{inspection_id}/items/{item_id}"]["get"]>;
+export type InspectionInstance = InspectionItemDetail["instances"][number];
+export type InspectionDecision = InspectionInstance["decision"] & string;
+export type DecisionStored = Success<paths["/api/inspections/{inspection_id}/items/{item_id}/decisions"]["post"]>;
+export type InspectionView =
+  paths["/api/inspections/{inspection_id}/items/{item_id}/views/{view}.png"]["get"]["parameters"]["path"]["view"];
