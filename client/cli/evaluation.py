@@ -10,7 +10,7 @@ import typer
 from pathloop.client.cli.context import cli_state, console, progress_bar
 from pathloop.client.cli.logs import command_log
 from pathloop.client.errors import ConfigError
-from pathloop.client.experiments.ai2seg_records import AI2SEG_PROFILE, BETAS
+from pathloop.client.experiments.ai2seg_records import AI2SEG_PROFILE, BETAS, MODEL_MPP
 from pathloop.client.experiments.uga_records import RETRAIN_PROFILE, UgaEvalConfig
 from pathloop.client.quality.noise import NOISE_TYPES
 
@@ -85,6 +85,12 @@ def eval_ai2seg(
                                help="Training epochs of the instance model (30 iterations)."),
     folds: int = typer.Option(1, "--folds", min=1,
                               help="Folds of the instance model (1: an 80/20 split)."),
+    model_mpp: float = typer.Option(MODEL_MPP, "--model-mpp",
+                                    help="µm/px the instance model works at (0.25: MoNuSeg's "
+                                         "own, about 5× slower to predict)."),
+    boundary_width: int = typer.Option(1, "--boundary-width", min=1,
+                                       help="Boundary ring of the targets, px at "
+                                            "--model-mpp."),
     quick: bool = typer.Option(False, "--quick",
                                help="2 images, the first type, β 0.25, a few iterations: "
                                     "checks the pipeline only."),
@@ -108,7 +114,8 @@ def eval_ai2seg(
         kinds, fractions, max_images = kinds[:1], (0.25,), 2
     config = Ai2SegConfig(types=kinds, betas=fractions,
                           seeds=tuple(_integers(seeds, "--seeds")), profile=profile,
-                          n_folds=folds, max_images=max_images)
+                          n_folds=folds, max_images=max_images, model_mpp=model_mpp,
+                          boundary_width=boundary_width)
     verbose = verbose or cli_state(ctx).verbose
     with command_log(workdir, "eval-ai2seg", verbose=verbose), progress_bar() as progress:
         task = progress.add_task("eval ai2seg", total=None)
