@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from pathloop.client.cli import demo, evaluation, loop, model, quality, serve, site, slides
+from pathloop.client.cli import demo, evaluation, exports, loop, model, quality, serve, site, slides
 from pathloop.client.cli.context import USER_ERRORS, CliState, print_error
 from pathloop.server.cli import app as server_app
 from pathloop.server.deployment import TELEMETRY_OFF
@@ -51,6 +51,7 @@ app.add_typer(site.app, name="site")
 app.add_typer(serve.api_app, name="api")
 app.add_typer(evaluation.app, name="eval")
 app.add_typer(quality.app, name="quality")
+app.add_typer(exports.app, name="export")
 
 
 def main() -> None:
