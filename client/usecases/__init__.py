@@ -12,6 +12,11 @@
     the site's side of a federated round (adopt, train, evaluate, status).
 :mod:`~.adoption`
     the gate on what becomes the site's current model (held-out Dice, margin, refusals).
+:mod:`~.quality`
+    ``quality inspect``: AI²Seg inspections of image sets and slide regions;
+    :mod:`~.inspection_review` scores them at any α, γ and stores the decisions.
+:mod:`~.exports`
+    ``export worklist|corrections|findings``: GeoJSON for QuPath.
 
 The contract, for every function here: the caller (an edge: the CLI, the site API, the Flower
 ClientApp, the demo) builds the :class:`~pathloop.client.settings.SiteSettings` and opens the
