@@ -247,6 +247,12 @@ def predict_instances(predictor: FoldPredictor, images: NDArray[np.uint8], *,
     return out
 
 
+def transforms_for(height: int, width: int) -> tuple[str, ...]:
+    """The :data:`TTA` transforms a ``height`` × ``width`` tile allows: all of them for a
+    square tile, else those that keep its shape (no 90° rotation, no transpose)."""
+    return TTA if height == width else tuple(t for t in TTA if t not in _SWAPS_AXES)
+
+
 def apply_transform(array: NDArray[Any], name: str, *,
                     axes: tuple[int, int]) -> NDArray[Any]:
     """One of :data:`TTA` applied to the (rows, columns) ``axes`` of an array (a view)."""
@@ -373,4 +379,5 @@ __all__ = [
     "invert_transform",
     "predict_instances",
     "train_instance_model",
+    "transforms_for",
 ]

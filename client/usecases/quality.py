@@ -24,7 +24,11 @@ from PIL import Image
 from pathloop.client.annotations import InstanceSet, read_annotations
 from pathloop.client.errors import Cancelled, InputError
 from pathloop.client.quality.inspection import assign_states, overall_score, score_instances
-from pathloop.client.quality.instances import TTA, predict_instances, train_instance_model
+from pathloop.client.quality.instances import (
+    predict_instances,
+    train_instance_model,
+    transforms_for,
+)
 from pathloop.client.segmentation import FoldPredictor, TrainingProfile
 from pathloop.client.settings import SiteSettings
 from pathloop.client.store import (
@@ -56,8 +60,6 @@ REGION_CLASSES = ("region", "roi", "rectangle")
 inspect rather than a nucleus."""
 INSTANCE_MODEL_KIND = "ai2seg-instances"
 """Model-version kind of an instance model trained by an inspection run."""
-SHAPE_KEEPING = ("identity", "flip-x", "flip-y", "rot180")
-"""The TTA transforms that keep a non-square image's shape."""
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: stages ``"reading"``, ``"training"``, ``"predicting"``."""
@@ -363,8 +365,8 @@ def _predict(predictor: FoldPredictor, image: NDArray[np.uint8], mpp: float
     if abs(scale - 1.0) > 1e-3:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
-    transforms = TTA if image.shape[0] == image.shape[1] else SHAPE_KEEPING
-    predicted = predict_instances(predictor, image[None], transforms=transforms)[0]
+    predicted = predict_instances(predictor, image[None],
+                                  transforms=transforms_for(*image.shape[:2]))[0]
 
     def back(labels: NDArray[np.int32]) -> NDArray[np.int32]:
         if labels.shape == (height, width):
