@@ -55,8 +55,9 @@ def export_corrections(
 @app.command("findings")
 def export_findings(
     ctx: typer.Context,
-    inspection: int = typer.Argument(..., min=1, help="Inspection id (`pathloop quality "
-                                                      "inspect` prints it)."),
+    inspection: int = typer.Argument(..., min=1, max=2**63 - 1,
+                                     help="Inspection id (`pathloop quality inspect` prints "
+                                          "it)."),
     out: Path = _OUT,
     alpha: float | None = typer.Option(None, "--alpha", min=0.0, max=1.0,
                                        help="Uncertainty weighting α (default: the run's)."),

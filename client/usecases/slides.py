@@ -117,9 +117,15 @@ def ingest_slide(settings: SiteSettings, store: Store, path: Path, *,
     return IngestResult(record, created)
 
 
+MAX_RECORD_ID = 2**63 - 1
+"""The largest id the store's integer keys hold; a larger one names no record."""
+
+
 def find_slide(store: Store, reference: str, *, site_id: str | None = None) -> SlideRecord:
     """A stored slide by id, content-hash prefix (≥ 8 characters) or file path."""
     if reference.isdigit():
+        if int(reference) > MAX_RECORD_ID:
+            raise RecordNotFoundError(f"slide {reference}: no such slide in the store")
         return store.get_slide(int(reference))
     matches = [s for s in store.list_slides(site_id)
                if (len(reference) >= 8 and s.content_hash.startswith(reference.lower()))

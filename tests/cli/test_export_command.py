@@ -138,3 +138,16 @@ def test_a_slide_without_a_worklist_is_named(site: tuple[Path, SiteSettings, int
                                  "--out", str(tmp_path / "w.geojson")])
     assert result.exit_code != 0 and "no worklist" in str(result.exception)
     assert not (tmp_path / "w.geojson").exists()
+
+
+def test_ids_beyond_the_store_are_refused_by_name(site: tuple[Path, SiteSettings, int],
+                                                  tmp_path: Path) -> None:
+    config, _, _ = site
+    huge = str(2**64)
+    worklist = runner.invoke(app, ["--config", str(config), "export", "worklist", huge,
+                                   "--out", str(tmp_path / "w.geojson")])
+    assert worklist.exit_code != 0 and "no such slide" in str(worklist.exception)
+    findings = runner.invoke(app, ["--config", str(config), "export", "findings", huge,
+                                   "--out", str(tmp_path / "f.geojson")])
+    assert findings.exit_code == 2 and "Invalid value" in findings.output
+    assert not list(tmp_path.glob("*.geojson"))
